@@ -72,6 +72,7 @@ class Bench:
         try:
             await rec.reconcile(self.peers(i, members))
             await rec.ensure_host()
+            await rec.ensure_bridge()  # the Docker network, made on first need (its containers here)
         finally:
             rec.close()
 

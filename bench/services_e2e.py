@@ -144,6 +144,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
     args = parser.parse_args()
 
+    # the baseline attaches containers to the nodes' p2porch network by hand: made at each daemon's start,
+    # not on its first task (docs/overlay.md, "The Docker network, made on first need")
+    os.environ.setdefault("P2PORCH_OVERLAY_BRIDGE_AT_START", "true")
     sb = Sandbox("p2be", subnet="10.68.0.0/24")
     try:
         nodes = sb.up(args.nodes)

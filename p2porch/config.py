@@ -300,6 +300,9 @@ class OverlayConfig:
     # a started task of a service with TCP ingress ports enters the backends (is reported running) once
     # it listens on their target ports, at most listen_max_s after its start (0 = at once, as Swarm)
     listen_max_s: float = _opt(10.0, _non_negative)  # member/agent.py LISTEN_MAX_S
+    # the node's Docker network (p2porch) made when the overlay starts, for containers attached by hand;
+    # default: on the node's first task that needs it (netoverlay/bridge.py)
+    bridge_at_start: bool = _opt(False)
 
 
 @dataclass(frozen=True)

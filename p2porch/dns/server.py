@@ -409,7 +409,11 @@ def _peer_host(stream: trio.SocketStream) -> str:
         return "?"
 
 
-def _bind_udp(host: str, port: int) -> socket.socket:
+#: Linux's IP_FREEBIND (Python 3.11's socket module does not name it): bind an address not (yet) local
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def _bind_udp(host: str, port: int, free: bool = False) -> socket.socket:
     sock = socket.socket(_family(host), socket.SOCK_DGRAM)
     try:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -417,6 +421,8 @@ def _bind_udp(host: str, port: int) -> socket.socket:
                 sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER_BYTES)
             except OSError:
                 pass
+        if free:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
@@ -425,10 +431,12 @@ def _bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _bind_tcp(host: str, port: int) -> trio.SocketListener:
+async def _bind_tcp(host: str, port: int, free: bool = False) -> trio.SocketListener:
     sock = trio.socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if free:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         await sock.bind((host, port))
         sock.listen(128)
     except BaseException:
@@ -437,13 +445,14 @@ async def _bind_tcp(host: str, port: int) -> trio.SocketListener:
     return trio.SocketListener(sock)
 
 
-async def _bind_pair(host: str, port: int) -> tuple[socket.socket, trio.SocketListener]:
-    """UDP and TCP sockets on the same (host, port); port 0 picks one free for both."""
+async def _bind_pair(host: str, port: int, free: bool = False) -> tuple[socket.socket, trio.SocketListener]:
+    """UDP and TCP sockets on the same (host, port); port 0 picks one free for both. ``free``: the
+    address need not be local yet (IP_FREEBIND: a bridge's gateway before its network exists)."""
     attempts = 20 if port == 0 else 1
     for attempt in range(attempts):
-        udp = _bind_udp(host, port)
+        udp = _bind_udp(host, port, free)
         try:
-            return udp, await _bind_tcp(host, udp.getsockname()[1])
+            return udp, await _bind_tcp(host, udp.getsockname()[1], free)
         except OSError as exc:
             udp.close()
             if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
@@ -461,6 +470,7 @@ async def serve_dns(
     policy: ClientPolicy | None = None,
     limits: ServerLimits | None = None,
     scopes: ClientScopes | None = None,
+    free_bind: Sequence[str] = (),
     task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve DNS on UDP and TCP at every listen address until cancelled.
@@ -470,7 +480,8 @@ async def serve_dns(
     clients are (only they get foreign names forwarded and they are exempt from RRL; default:
     loopback only). `task_status.started` reports the bound (host, port) list, so port 0 can be
     used. Bind errors raise OSError before started. With `scopes`, a task's address is answered by
-    the resolver of its networks (`dns/scope.py`), everyone else by `resolver`.
+    the resolver of its networks (`dns/scope.py`), everyone else by `resolver`. The hosts in
+    `free_bind` are bound whether or not they are local addresses yet (answered once they are).
     """
     if not listen_addrs:
         raise ValueError("serve_dns needs at least one listen address")
@@ -480,7 +491,7 @@ async def serve_dns(
     bound: list[Address] = []
     try:
         for host, port in listen_addrs:
-            udp, listener = await _bind_pair(host, port)
+            udp, listener = await _bind_pair(host, port, host in free_bind)
             udp_socks.append(udp)
             listeners.append(listener)
             bound.append((host, udp.getsockname()[1]))

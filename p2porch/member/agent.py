@@ -33,6 +33,7 @@ from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .drain_acks import EndpointDrainGate
 from .engine_report import EngineReporter
+from .overlay import NodeBridge
 from .task_files import TaskFacts, TaskFiles
 from .views import agent_assignments, status_report
 
@@ -178,13 +179,15 @@ async def _run_agent(
         engine_seen(False, exc.message)
         raise
     ctx.board.executor = executor
-    measured = MeasuredExecutor(executor, ctx.metrics, engine_seen)
+    network = OverlaySettings().network_name
+    # the node's Docker network is made before the first container start on it (netoverlay/bridge.py)
+    measured = MeasuredExecutor(executor, ctx.metrics, engine_seen, bridge=(network, NodeBridge(ctx.board)))
     try:
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:
             state = store.snapshot()
-            out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
+            out = agent_assignments(state, node_id, node_name, network)
             if files is None:
                 return [_with_files(None, state, a) for a in out]
             live = {t.task_id for t in state.tasks.values() if t.node_id == node_id and _files_kept(t)}
@@ -240,12 +243,21 @@ class MeasuredExecutor:
     """An executor whose container starts count into the daemon's metrics and whose listings and event
     subscriptions tell ``engine_seen`` whether the engine answers; the rest passes through (a capacity
     read too: ``/info`` can fail while the engine runs its containers, and must never mark it
-    unreachable)."""
+    unreachable). With ``bridge`` (the node's network name and its ``NodeBridge``) a start on that
+    network makes the network first, and one that failed has it checked again at the next."""
 
-    def __init__(self, inner: Executor, metrics: Metrics, engine_seen: EngineSeen | None = None) -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        metrics: Metrics,
+        engine_seen: EngineSeen | None = None,
+        *,
+        bridge: tuple[str, NodeBridge] | None = None,
+    ) -> None:
         self._inner = inner
         self._metrics = metrics
         self._seen: EngineSeen = engine_seen or (lambda ok, error: None)
+        self._bridge = bridge
 
     async def _answered(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``'s result; whether the engine answered goes to ``engine_seen``."""
@@ -299,11 +311,18 @@ class MeasuredExecutor:
 
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
         started = trio.current_time()
+        bridge = self._bridge[1] if self._bridge and assignment.network == self._bridge[0] else None
         try:
+            if bridge is not None:
+                await bridge.ensure()
             outcome = await self._inner.start(assignment, container_id)
         except Exception:
             self._metrics.agent_task_starts.labels("error").inc()
+            if bridge is not None:
+                bridge.suspect()
             raise
+        if bridge is not None and outcome.error:
+            bridge.suspect()
         self._metrics.agent_container_start_seconds.observe(trio.current_time() - started)
         self._metrics.agent_task_starts.labels("failed" if outcome.error else "ok").inc()
         return outcome

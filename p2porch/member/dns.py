@@ -41,7 +41,8 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
     store = ctx.store
     async with ctx.state_changes() as changes:
         subnet = await wait_for_lease(ctx, changes)
-        await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
+        # the gateway address exists once the node's Docker network does, on its first container (or
+        # never): bound before it (``free_bind``), answered as soon as it exists
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
         zones = ZoneBuilder((advertise,), ctx.local.node_id)  # rebuilds only what the changes touched
@@ -69,6 +70,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
                     policy=policy,
                     counters=counters,
                     scopes=scopes,
+                    free_bind=(gateway,),
                 )
             )
             log.info(

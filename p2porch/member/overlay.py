@@ -1,5 +1,7 @@
 """Member service: this node's VXLAN overlay and Docker network, programmed from leases and live nodes
-(shell)."""
+(shell). ``overlay_ready`` is set once the VXLAN device, its peers and the iptables rules are in place; the
+Docker network comes on the node's first container (``NodeBridge``, the agent) or with
+``overlay.bridge_at_start``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import trio
 
 from ..config import OverlayConfig
 from ..context import ClusterStore, LocalBoard, MemberContext
+from ..errors import ExecutorError, OverlayError
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
@@ -27,7 +30,7 @@ from .views import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["serve_overlay", "wait_for_lease"]
+__all__ = ["NodeBridge", "serve_overlay", "wait_for_lease"]
 
 
 async def wait_for_lease(ctx: MemberContext, changes: trio.MemoryReceiveChannel[Any]) -> str:
@@ -87,6 +90,7 @@ async def _run_overlay(
                     firewall=Firewall(),
                     changes=receive,
                     changed_peers=peers.changed,
+                    bridge_at_start=section.bridge_at_start,
                 )
             )
             board.overlay = reconciler
@@ -116,3 +120,28 @@ class PeerView:
         self._unreachable = unreachable
         state = self.store.snapshot()
         return {n: overlay_peer(state, n, self.node_id, unreachable) for n in moved}
+
+
+class NodeBridge:
+    """The agent's way to the node's Docker network: made before the first container start on it
+    (``ensure``), checked again after a start on it failed (``suspect``). Owns nothing itself: the
+    running overlay's ``LazyBridge`` does."""
+
+    def __init__(self, board: LocalBoard) -> None:
+        self.board = board
+
+    async def ensure(self) -> None:
+        """The network exists as planned; ``ExecutorError`` when it cannot be made (the engine down, the
+        overlay restarting): the start fails and is tried again as any failed start is."""
+        overlay = self.board.overlay
+        if overlay is None:
+            raise ExecutorError("the node's overlay is not running: its Docker network cannot be made")
+        try:
+            await overlay.ensure_bridge()
+        except OverlayError as exc:
+            raise ExecutorError(exc.message) from exc
+
+    def suspect(self) -> None:
+        overlay = self.board.overlay
+        if overlay is not None and overlay.bridge is not None:
+            overlay.bridge.suspect()

@@ -6,8 +6,9 @@ and, when they differ from the last pass's, diffs the plan against the device as
 and applies only the difference (a change that moves no peer, e.g. a task's state, costs nothing; one
 that moves peers' routes, neighbours or FDB entries reads no kernel state; a link or address change
 reads the device first and after, only the link after creating it); every ``resync_interval_s`` it
-reads and diffs whatever the peers and also re-checks the Docker network and iptables rules, so
-anything deleted by hand comes back (and a failed pass is retried as a full one). All blocking calls
+reads and diffs whatever the peers and also re-checks the Docker network (once wanted: ``bridge.py``, made
+on its first container) and iptables rules, so anything deleted by hand comes back (and a failed pass is
+retried as a full one). All blocking calls
 (pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which subnet a
 node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
 Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
@@ -27,6 +28,7 @@ import trio
 from ..buckets import RECONCILE_BUCKETS, BucketCounts
 from ..debounce import Debounce
 from ..errors import OverlayError
+from .bridge import LazyBridge
 from .diff import (
     CreateLink,
     DeleteLink,
@@ -99,12 +101,17 @@ class OverlayReconciler:
         network: DockerNetwork | None = None,
         firewall: Firewall | None = None,
         blocking: Callable[..., Awaitable[Any]] = trio.to_thread.run_sync,
+        bridge_at_start: bool = False,
     ) -> None:
         self.local = local
         self._blocking = blocking  # runs the driver's, network's and firewall's blocking calls
         self.driver = driver
         self.settings = settings or OverlaySettings()
         self.network = network
+        #: the Docker network, made on first need (``ensure_bridge``) or, with ``bridge_at_start``, at once
+        self.bridge = (
+            None if network is None else LazyBridge(network, blocking=blocking, wanted=bridge_at_start)
+        )
         self.firewall = firewall
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
@@ -244,15 +251,27 @@ class OverlayReconciler:
         self._count_pass(started, ops)
         return ops
 
+    async def ensure_bridge(self) -> None:
+        """The node's Docker network, made if no check found it yet (a container start on it needs it);
+        at once, without an engine call, once one did. A network it created or recreated has the
+        iptables rules checked against dockerd's chains at once (a full pass: ``resync``)."""
+        if self.bridge is None or self.bridge.up:
+            return
+        _, mtu = await self.underlay()
+        changed = await self.bridge.ensure(plan_network(self.local, self.settings, mtu))
+        if changed:
+            log.info("overlay: %s", changed)
+            self.counters.host_changes += 1
+            self.resync()
+
     async def ensure_host(self) -> list[str]:
-        """Forwarding sysctl, the Docker bridge network and the iptables rules; returns what changed."""
+        """Forwarding sysctl, the Docker bridge network (when wanted: ``LazyBridge.check``) and the
+        iptables rules; returns what changed."""
         dev, mtu = await self.underlay()
         changes: list[str] = []
-        if self.network is not None:
-            spec = plan_network(self.local, self.settings, mtu)
-            result = await self._blocking(self.network.ensure, spec)
-            if result != "unchanged":
-                changes.append(f"docker network {spec.name} {result} ({spec.subnet}, mtu {spec.mtu})")
+        if self.bridge is not None:
+            changed = await self.bridge.check(plan_network(self.local, self.settings, mtu))
+            changes += [changed] if changed else []
         if self.firewall is not None:
             firewall = self.firewall
             await self._blocking(firewall.enable_forwarding)
@@ -405,8 +424,8 @@ class OverlayReconciler:
         """Remove the device (with its routes, neighbours, FDB), the Docker network and our iptables rules."""
         removed_link = await self._blocking(self.driver.delete_link, self.settings.device)
         removed_network = False
-        if self.network is not None:
-            removed_network = await self._blocking(self.network.remove, self.settings.network_name)
+        if self.bridge is not None:
+            removed_network = await self.bridge.remove(self.settings.network_name)
         removed_rules = 0
         if self.firewall is not None:
             removed_rules = await self._blocking(self.firewall.remove)
@@ -450,6 +469,7 @@ class OverlayReconciler:
             "network": {
                 "name": self.settings.network_name,
                 "bridge": self.settings.bridge,
+                "up": self.bridge is not None and self.bridge.up,  # made on the node's first container
                 "gateway": plan_network(self.local, self.settings, dev_mtu[1]).gateway if dev_mtu else None,
             },
             "peers": [
@@ -482,10 +502,13 @@ async def run_overlay(
     changes: trio.abc.ReceiveChannel[Any] | None = None,
     changed_peers: ChangedPeers | None = None,
     resync_interval_s: float = 30.0,
+    bridge_at_start: bool = False,
     task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
-    reconciler = OverlayReconciler(local, driver, settings=settings, network=network, firewall=firewall)
+    reconciler = OverlayReconciler(
+        local, driver, settings=settings, network=network, firewall=firewall, bridge_at_start=bridge_at_start
+    )
     try:
         await reconciler.run(
             get_peers,

@@ -31,6 +31,7 @@ FORWARD_TIMEOUT_S = DnsConfig().forward_timeout_s  # what a query forwarded upst
 SUBNET_PREFIX = "10.69.0."
 SILENT_UPSTREAM = ("10.69.0.254", 5353)  # the sandbox bridge (root namespace): a socket nobody reads
 UPSTREAM_ENV = "P2PORCH_DNS_UPSTREAMS"
+BRIDGE_ENV = "P2PORCH_OVERLAY_BRIDGE_AT_START"
 SERVE = "mkdir -p /www && echo hello-from-$P2PORCH_NODE > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
@@ -78,18 +79,22 @@ def a_records(server: str, name: str) -> set[str]:
 def cluster():
     sb = Sandbox("p2dn", subnet="10.69.0.0/24")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    saved = os.environ.get(UPSTREAM_ENV)
+    saved = {name: os.environ.get(name) for name in (UPSTREAM_ENV, BRIDGE_ENV)}
     try:
         # The daemons forward names outside the cluster domain to an upstream that never answers
         # (like an unreachable resolver in an air-gapped cluster): the same on every machine.
         os.environ[UPSTREAM_ENV] = f"{SILENT_UPSTREAM[0]}:{SILENT_UPSTREAM[1]}"
+        # n3 runs no task of its own: the container there is attached by hand, so its Docker network
+        # is made at the daemon's start, not on its first task (overlay.bridge_at_start)
+        os.environ[BRIDGE_ENV] = "true"
         try:
             nodes = sb.up(3)
         finally:
-            if saved is None:
-                os.environ.pop(UPSTREAM_ENV, None)
-            else:
-                os.environ[UPSTREAM_ENV] = saved
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         silent.bind(SILENT_UPSTREAM)  # the sandbox bridge's address exists now
         form_cluster(sb, nodes)
         created = cli_json(

@@ -75,6 +75,7 @@ class Cluster:
             try:
                 await rec.reconcile(self.peers_of(i, members))
                 await rec.ensure_host()
+                await rec.ensure_bridge()  # the Docker network, made on first need (its containers here)
             finally:
                 rec.close()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import dns.flags
@@ -303,3 +306,60 @@ async def test_dig_retries_over_tcp_after_truncation(server: Running) -> None:
     assert "Truncated, retrying in TCP mode" in out
     assert "ANSWER: 60" in out
     assert server.counters.tcp_connections == 1
+
+
+NOT_LOCAL = "192.0.2.77"  # TEST-NET-1: no address of this machine
+
+
+async def test_a_gateway_not_local_yet_is_bound_only_with_free_bind(nursery: trio.Nursery) -> None:
+    """The node's DNS binds its bridge gateway before the node's Docker network exists (made on the
+    node's first container: netoverlay/bridge.py); any other address must be local."""
+    resolver = Resolver(zone())
+    with pytest.raises(OSError):
+        await nursery.start(
+            lambda task_status: serve_dns(resolver, [(NOT_LOCAL, 0)], [], task_status=task_status)
+        )
+    here = loopback_host()
+    bound = await nursery.start(
+        lambda task_status: serve_dns(
+            resolver, [(NOT_LOCAL, 0), (here, 0)], [], free_bind=(NOT_LOCAL,), task_status=task_status
+        )
+    )
+    assert [host for host, _ in bound] == [NOT_LOCAL, here]
+    assert addresses(await query(bound[1], "web.p2p")) == ["10.240.1.2", "10.240.2.2"]
+
+
+FREE_BIND_SCRIPT = """
+import trio, dns.message, dns.query, subprocess
+from p2porch.dns.resolver import Resolver
+from p2porch.dns.server import serve_dns
+from p2porch.dns.zone import TaskEntry, ZoneData
+
+async def main():
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    resolver = Resolver(ZoneData(services={"web": [TaskEntry(1, "10.240.1.2")]}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_dns(
+            resolver, [("10.99.0.1", 5353)], [], free_bind=("10.99.0.1",), task_status=task_status))
+        # the bridge and its gateway address come later (docker network create)
+        subprocess.run(["ip", "addr", "add", "10.99.0.1/24", "dev", "lo"], check=True)
+        query = dns.message.make_query("web.p2p", "A")
+        for tcp in (False, True):
+            send = dns.query.tcp if tcp else dns.query.udp
+            answer = await trio.to_thread.run_sync(lambda: send(query, "10.99.0.1", port=5353, timeout=5))
+            print(answer.answer[0][0].address)
+        nursery.cancel_scope.cancel()
+
+trio.run(main)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_a_free_bound_gateway_answers_once_its_address_exists() -> None:
+    """In a network namespace of its own: bound before the address exists, answered over UDP and TCP
+    once it does, without a restart."""
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", FREE_BIND_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10.240.1.2", "10.240.1.2"]

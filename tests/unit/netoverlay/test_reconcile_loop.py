@@ -378,14 +378,37 @@ async def test_a_device_that_appeared_before_the_create_is_read_whole_not_modell
 
 
 class CountingNetwork:
-    """The Docker network's check: counts the calls (a full pass's host checks)."""
+    """The Docker network's check: counts the calls (a full pass's host checks); ``exists``: the
+    network is there (a restarted daemon's), else it is made by the first ``ensure``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, exists: bool = True) -> None:
         self.ensures = 0
+        self.made = 0
+        self.exists = exists
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        return {"Name": name} if self.exists else None
 
     def ensure(self, spec: Any) -> str:
         self.ensures += 1
-        return "unchanged"
+        made, self.exists = not self.exists, True
+        self.made += made
+        return "created" if made else "unchanged"
+
+
+async def running_with(
+    nursery: trio.Nursery, driver: ModelDriver, network: CountingNetwork
+) -> OverlayReconciler:
+    """A reconciler over ``driver`` and ``network`` with one live peer, running (its first pass done)."""
+    reconciler = OverlayReconciler(
+        LOCAL,
+        driver,  # type: ignore[arg-type]
+        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
+        network=network,  # type: ignore[arg-type]
+        blocking=inline,
+    )
+    await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+    return reconciler
 
 
 async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
@@ -394,15 +417,8 @@ async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
     """The node's Docker engine answers again (a dockerd restarted under the daemon rewrote its chains):
     the agent asks for a full pass then, not at the next 30 s resync."""
     driver, network = ModelDriver(), CountingNetwork()
-    reconciler = OverlayReconciler(
-        LOCAL,
-        driver,  # type: ignore[arg-type]
-        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
-        network=network,  # type: ignore[arg-type]
-        blocking=inline,
-    )
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+        reconciler = await running_with(nursery, driver, network)
         assert network.ensures == 1
         await trio.sleep(10)
         assert (network.ensures, driver.reads) == (1, 1)
@@ -413,4 +429,30 @@ async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
         assert network.ensures == 2
         await trio.sleep(10)
         assert network.ensures == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_fresh_nodes_network_waits_for_its_first_container_then_the_rules_are_checked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A joiner's first pass makes the VXLAN device and its rules, not the Docker network (issue 19:
+    dockerd's CPU for it, ~40-50 ms per joiner); the agent's first start on it makes it, once, and the
+    full pass that follows checks the rules against dockerd's chains; from then on every resync checks it."""
+    driver, network = ModelDriver(), CountingNetwork(exists=False)
+    async with trio.open_nursery() as nursery:
+        reconciler = await running_with(nursery, driver, network)
+        assert (network.ensures, network.exists) == (0, False)
+        await trio.sleep(31)  # a resync: nobody needs the network yet
+        assert (network.ensures, driver.reads) == (0, 2) and not reconciler.status()["network"]["up"]
+        async with trio.open_nursery() as starts:  # two starts at once: one network made
+            starts.start_soon(reconciler.ensure_bridge)
+            starts.start_soon(reconciler.ensure_bridge)
+        await trio.sleep(0.001)
+        assert network.made == 1 and reconciler.status()["network"]["up"]
+        # the full pass asked for once it was made: the kernel read, the network and rules checked
+        assert (driver.reads, network.ensures) == (3, 2)
+        await reconciler.ensure_bridge()
+        assert network.ensures == 2  # made: later starts ask the engine nothing
+        await trio.sleep(30)
+        assert network.ensures == 3  # wanted now: each resync checks it
         nursery.cancel_scope.cancel()

@@ -1,0 +1,122 @@
+"""The node's Docker network made on first need (netoverlay/bridge.py): never at a fresh node's start,
+once for concurrent starts, checked at every full pass once wanted, adopted when a restarted daemon finds
+it, checked again after a start on it failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from p2porch.netoverlay.bridge import LazyBridge
+from p2porch.netoverlay.plan import BridgeNetworkSpec
+
+SPEC = BridgeNetworkSpec(
+    name="p2porch", bridge="p2p-br0", subnet="10.241.1.0/24", gateway="10.241.1.1", mtu=1450
+)
+
+
+class Engine:
+    """One Docker engine's networks, by name (``DockerNetwork``'s calls); counts the calls."""
+
+    def __init__(self, *, exists: bool = False) -> None:
+        self.networks: dict[str, BridgeNetworkSpec] = {SPEC.name: SPEC} if exists else {}
+        self.calls: list[str] = []
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        self.calls.append("inspect")
+        return {"Name": name} if name in self.networks else None
+
+    def ensure(self, spec: BridgeNetworkSpec) -> str:
+        self.calls.append("ensure")
+        before = self.networks.get(spec.name)
+        self.networks[spec.name] = spec
+        return "unchanged" if before == spec else ("recreated" if before else "created")
+
+    def remove(self, name: str) -> bool:
+        self.calls.append("remove")
+        return self.networks.pop(name, None) is not None
+
+
+async def inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+async def in_turn(fn: Any, *args: Any) -> Any:
+    await trio.sleep(0.01)  # as a worker thread would: others run meanwhile
+    return fn(*args)
+
+
+async def test_a_fresh_node_makes_no_network_until_a_container_needs_it() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    assert await bridge.check(SPEC) == ""  # the daemon's first host check: looked, not made
+    assert await bridge.check(SPEC) == ""  # nor at a later full pass: nobody wants it
+    assert engine.networks == {} and engine.calls == ["inspect"] and not bridge.up
+    assert await bridge.ensure(SPEC) == "docker network p2porch created (10.241.1.0/24, mtu 1450)"
+    assert bridge.up and bridge.wanted and engine.calls == ["inspect", "ensure"]
+    assert await bridge.ensure(SPEC) == ""  # the next starts: no engine call
+    assert engine.calls == ["inspect", "ensure"]
+    del engine.networks["p2porch"]  # removed by hand: the next full pass makes it again
+    assert await bridge.check(SPEC) == "docker network p2porch created (10.241.1.0/24, mtu 1450)"
+
+
+async def test_a_network_found_at_the_start_is_kept_and_one_asked_for_at_start_is_made() -> None:
+    engine = Engine(exists=True)
+    moved = BridgeNetworkSpec(SPEC.name, SPEC.bridge, "10.241.7.0/24", "10.241.7.1", SPEC.mtu)
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    # a restarted daemon whose lease moved meanwhile: its network is wanted, and recreated for the lease
+    assert await bridge.check(moved) == "docker network p2porch recreated (10.241.7.0/24, mtu 1450)"
+    assert bridge.up and engine.networks["p2porch"] == moved
+    eager_engine = Engine()
+    eager = LazyBridge(eager_engine, blocking=inline, wanted=True)  # type: ignore[arg-type]
+    assert await eager.check(SPEC) == "docker network p2porch created (10.241.1.0/24, mtu 1450)"
+    assert eager_engine.calls == ["ensure"]  # overlay.bridge_at_start: made at the first check
+
+
+async def test_concurrent_starts_make_it_once_and_a_failed_start_checks_it_again() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=in_turn)  # type: ignore[arg-type]
+    results: list[str] = []
+
+    async def start() -> None:
+        results.append(await bridge.ensure(SPEC))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(start)
+    assert engine.calls == ["ensure"] and sorted(results) == [
+        "",
+        "",
+        "",
+        "",
+        "docker network p2porch created (10.241.1.0/24, mtu 1450)",
+    ]
+    bridge.suspect()  # a start on it failed ("network p2porch not found")
+    engine.networks.clear()
+    assert await bridge.ensure(SPEC) != "" and engine.calls == ["ensure", "ensure"]
+
+
+async def test_a_failed_check_is_not_taken_for_a_made_network() -> None:
+    engine = Engine()
+
+    def down(spec: BridgeNetworkSpec) -> str:
+        raise OSError("cannot reach the Docker engine")
+
+    engine.ensure = down  # type: ignore[method-assign]
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    try:
+        await bridge.ensure(SPEC)
+    except OSError:
+        pass
+    assert not bridge.up and bridge.wanted  # the next start, or full pass, tries again
+
+
+async def test_leaving_removes_it_and_wants_it_no_more() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    await bridge.ensure(SPEC)
+    assert await bridge.remove("p2porch") is True
+    assert not bridge.up and not bridge.wanted
+    assert await bridge.check(SPEC) == "" and engine.networks == {}
