@@ -343,7 +343,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             help="new command and arguments, one quoted word split as a shell does, as Docker's "
             '(--args "ping docker.com", --args "sh -c \'exit 3\'")',
         )
-    describe(p)
+    describe(p, create=create)
 
 
 def add_negations(p: argparse.ArgumentParser) -> None:

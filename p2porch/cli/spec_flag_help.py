@@ -2,15 +2,18 @@
 
 Owns one table, :data:`HELP`: for a flag, its metavar (Docker's value kind: ``N``, ``CPUS``...) and one
 line in Docker's words (``docker service create --help``), with p2porch's difference where there is one.
-:func:`describe` fills them in on a built parser, for the actions that have none; it never changes what a
-flag parses or a help text already written where the flag is defined.
+:func:`describe` fills them in on a built parser, for the actions that have none; on ``update`` it also says
+of each list flag that it replaces the whole list (:data:`UPDATE_HELP` words one that says it adds one).
+It never changes what a flag parses.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["HELP", "describe"]
+from .update_edits import EDIT_FLAGS
+
+__all__ = ["EDITS", "HELP", "UPDATE_HELP", "describe"]
 
 _CHECK = "(ms|s|m|h)"
 #: flag -> (metavar or "": keep the defined one, help or "": keep the defined one)
@@ -56,13 +59,36 @@ HELP: dict[str, tuple[str, str]] = {
     "--security-opt": ("", "security options (repeatable)"),
     "--image": ("", "service image tag"),
 }
+#: update's words for a list flag whose create words add one item (on update it gives the whole list)
+UPDATE_HELP = {
+    "--placement-pref": "placement preferences: spread tasks evenly over a label's values (repeatable)",
+    "--env": "environment variables (repeatable)",
+    "--cap-add": "Linux capabilities to add (repeatable)",
+    "--cap-drop": "Linux capabilities to drop (repeatable)",
+}
+#: update's list flags that edit a list (add or remove items) rather than give it whole
+EDITS = frozenset(EDIT_FLAGS) | {
+    f"{kind}_{op}" for kind in ("secret", "config", "network") for op in ("add", "rm")
+}
 
 
-def describe(parser: argparse.ArgumentParser) -> None:
-    """Give each action of ``parser`` that :data:`HELP` names the metavar and help it was defined without."""
+def describe(parser: argparse.ArgumentParser, *, create: bool) -> None:
+    """Give each action of ``parser`` that :data:`HELP` names the metavar and help it was defined without;
+    on update (``create`` false), end each list flag's help with what it does to the list."""
     for action in parser._actions:
         for flag in action.option_strings:
             if flag in HELP:
                 metavar, text = HELP[flag]
                 action.help = text if text and action.help is None else action.help
                 action.metavar = metavar if metavar and action.metavar is None else action.metavar
+        if not create and isinstance(action, argparse._AppendAction) and action.dest not in EDITS:
+            action.help = _replaces(parser, action)
+
+
+def _replaces(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """``--env``'s update help: its words, then "replaces the whole list (--env-add/--env-rm edit it)"."""
+    words = next((UPDATE_HELP[f] for f in action.option_strings if f in UPDATE_HELP), action.help or "")
+    flags = parser._option_string_actions
+    pairs = [f"{f}-add/{f}-rm" for f in action.option_strings if f"{f}-add" in flags and f"{f}-rm" in flags]
+    edit = f" ({pairs[0]} edit it)" if pairs else ""
+    return f"{words}; replaces the whole list{edit}"

@@ -3,11 +3,13 @@
 ``test_doc_commands.py`` types each ``p2porch ...`` command the docs show; this file covers the flags the
 docs name without typing a whole command:
 
-- a code span or code line that starts with a command's words but not with ``p2porch``
-  (`sandbox up --init`, `service create|update --on-site-loss keep|replace`; `up --subnet CIDR`: a
-  sub-command name alone stands for any command that has it, `sandbox up` or `stack up`): each flag after
-  them must be one of that command's, a global option, or one of Docker's the command refuses with its
-  reason (``cli/refusals.py``);
+- a code span that starts with a command's words but not with ``p2porch`` (`sandbox up --init`,
+  `service create|update --on-site-loss keep|replace`; `up --subnet CIDR`: a sub-command name alone
+  stands for any command that has it, `sandbox up` or `stack up`), and a code block's command after its
+  ``p2porch`` (its comment cut; a block's other programs, `ps -eo pid,rss --sort=-rss`, are not
+  checked): each flag after them must be one of that command's (or, given before a sub-command's name,
+  that sub-command's: `sandbox --name ms up --sites 2`), a global option, or one of Docker's the command
+  refuses with its reason (``cli/refusals.py``);
 - a code span that is a flag alone (`--on-site-loss keep|replace`, `--dns-upstream`): it must be a flag of
   some ``p2porch`` command, of this repository's other programs (the benchmarks in ``bench/``, the
   processes they start), or one of :data:`OTHER_TOOLS`, the flags of other programs the docs compare
@@ -24,7 +26,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from test_doc_commands import DOCS, snippets, unquoted
+from test_doc_commands import DOCS, START, shell_part, snippets, unquoted
 
 cli_main = importlib.import_module("p2porch.cli.main")
 
@@ -119,20 +121,40 @@ def command_span(text: str) -> tuple[list[list[tuple[str, ...]]], str] | None:
     return groups, " ".join(words[used:])
 
 
-def attributed() -> Iterator[tuple[str, str, str, set[str]]]:
+def flags_taken(group: list[tuple[str, ...]], rest: str) -> set[str]:
+    """The flags the commands of ``group`` take, the global ones, and those of each command below them whose
+    name ``rest`` goes on with: a parent's options come before it (`sandbox --name ms up --sites 2`)."""
+    words = set(rest.split())
+    below = [c for c in TREE for path in group if c[: len(path)] == path and set(c[len(path) :]) <= words]
+    return TREE[()].union(*(TREE[command] for command in below))
+
+
+def spans_of(text: str, block: int) -> Iterator[str]:
+    """The pieces of a snippet that may start with a command's words. A fenced line is another program's
+    (`ps -eo pid,rss --sort=-rss`, `node --version`) unless the piece starts with ``p2porch``: only what
+    follows that word is given, its comment and redirections cut (``shell_part``)."""
+    for piece in re.split(r"\s(?:\\?\||&&|;|--)\s", text):
+        if block == 0:
+            yield piece.strip()
+        elif found := START.match(command := shell_part(piece.strip().removeprefix("$ "))):
+            yield command[found.end() :].strip()
+
+
+def attributed(docs: list[Path] = DOCS) -> Iterator[tuple[str, str, str, set[str]]]:
     """(FILE:LINE, flag, command, the flags that command takes) for each flag a doc gives a command."""
-    for path in DOCS:
-        for line, text, _block in snippets(path):
-            for piece in re.split(r"\s(?:\\?\||&&|;|--)\s", text):
-                found = command_span(piece.strip())
+    for path in docs:
+        name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+        for line, text, block in snippets(path):
+            for piece in spans_of(text, block):
+                found = command_span(piece)
                 if found is None:
                     continue
                 groups, rest = found
                 for group in groups:
-                    takes = TREE[()].union(*(TREE[command] for command in group))
+                    takes = flags_taken(group, rest)
                     command = " or ".join(" ".join(command) for command in group)
                     for flag in flags_in(rest):
-                        yield f"{path.relative_to(ROOT)}:{line}", flag, command, takes
+                        yield f"{name}:{line}", flag, command, takes
 
 
 def bare() -> Iterator[tuple[str, str]]:
@@ -158,6 +180,25 @@ def test_a_flag_given_to_a_command_is_one_it_takes() -> None:
         if flag not in takes
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_other_programs_lines_are_not_p2porchs(tmp_path: Path) -> None:
+    """A fenced line of another program (or a comment) names no p2porch flag; a stale one after
+    ``p2porch`` in a fenced line is still found."""
+    others = [
+        "ps -eo pid,rss --sort=-rss",
+        "ls --color=never",
+        "node --version",
+        "init ...   # as docker swarm init --force-new-cluster",
+        "$ p2porch init ...   # as docker swarm init --force-new-cluster",
+        "p2porch service ls | ps --sort=-rss",
+    ]
+    doc = tmp_path / "fake.md"
+    doc.write_text("\n".join(["```sh", *others, "```", ""]))
+    assert [flag for _, flag, _, _ in attributed([doc])] == []
+    doc.write_text("\n".join(["```sh", *others, "p2porch service create --stale-flag IMAGE", "```", ""]))
+    wrong = [(where, flag) for where, flag, _, takes in attributed([doc]) if flag not in takes]
+    assert wrong == [("fake.md:8", "--stale-flag")]
 
 
 def test_a_flag_named_alone_exists() -> None:
