@@ -62,7 +62,9 @@ async def test_removing_an_existing_object_the_service_does_not_use_is_ignored_w
 def test_the_default_network_is_left_only_for_another() -> None:
     with pytest.raises(ConfigError) as info:  # on main: [] ("nothing changed", still on it), exit 0
         network_changes({"networks": []}, {"networks_rm": ["p2porch"]})
-    assert info.value.field == "networks_rm" and "--network-add NET --network-rm p2porch" in info.value.message
+    assert (
+        info.value.field == "networks_rm" and "--network-add NET --network-rm p2porch" in info.value.message
+    )
     both = [{"target": "p2porch", "aliases": []}, {"target": "front", "aliases": []}]
     with pytest.raises(ConfigError):
         network_changes({"networks": both}, {"networks_rm": ["p2porch", "front"]})

@@ -94,7 +94,11 @@ async def test_a_second_stack_rm_removes_the_network_once_its_users_left() -> No
     await ops.rm("a")
     await ops.rm("b")
     again = await ops.rm("a")  # on main: NotFoundError ("Nothing found in stack: a"), the network stays
-    assert (again["removed"], again["removed_networks"], again["kept_networks"]) == ([], ["shared_public"], [])
+    assert (again["removed"], again["removed_networks"], again["kept_networks"]) == (
+        [],
+        ["shared_public"],
+        [],
+    )
     assert manager.state.network_by_name("shared_public") is None
 
 
