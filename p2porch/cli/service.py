@@ -154,6 +154,8 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = _post_update(args, client, changes)
     emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service update` prints
+    for warning in service.get("ignored", ()):  # a -rm of an object it does not use, as Docker ignores it
+        print(f"warning: {warning}", file=sys.stderr)
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import NOTHING_IN_STACK, ConfigError, NotFoundError, P2POrchError, StaleReadRefused
@@ -463,17 +464,25 @@ def _remove_objects(client: Any, stack: str) -> tuple[list[dict[str, Any]], list
 
 
 def _say_kept(stack: str, kept: list[dict[str, Any]]) -> None:
-    """One stderr line per object of the stack that other services still use (it was kept silently,
-    and no later ``stack rm`` removes it: ``network rm``/``secret rm`` once they leave it)."""
+    """One stderr line per object of the stack that other services still use (it was kept silently), with
+    the follow-up: ``network rm``/``secret rm``/``config rm`` once they leave it (or ``stack rm`` again)."""
     for item in kept:
         users = ", ".join(item["services"])
         print(
-            f"warning: {item['kind']} {item['name']} of stack {stack} kept: in use by service(s) {users}",
+            f"warning: {item['kind']} {item['name']} of stack {stack} kept: in use by service(s) {users}; "
+            f"remove it with `p2porch {item['kind']} rm {item['name']}` once they leave it",
             file=sys.stderr,
         )
 
 
-def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
+def _users_leaving(kept: list[dict[str, Any]], stacks: Sequence[str]) -> bool:
+    """True when every user of the kept objects is a service of one of ``stacks`` (named later in the same
+    ``stack rm``): their removal frees them, so the stack is removed again after them."""
+    users = [u for item in kept for u in item["services"]]
+    return bool(users) and all(any(u.startswith(f"{s}-") for s in stacks) for u in users)
+
+
+def _remove_stack(client: Any, stack: str, later: Sequence[str] = ()) -> dict[str, Any]:
     try:
         result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
@@ -491,7 +500,10 @@ def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
         }
     result["removed_objects"], kept = _remove_objects(client, stack)
     result["kept"] = [{"kind": "network", **n} for n in result.pop("kept_networks", [])] + kept
-    _say_kept(stack, result["kept"])
+    if _users_leaving(result["kept"], later):
+        result["again"] = True  # not said: removed after the stacks using them
+    else:
+        _say_kept(stack, result["kept"])
     return result
 
 
@@ -507,9 +519,20 @@ def _removed_text(r: dict[str, Any]) -> str:
 
 
 def cmd_stack_rm(args: argparse.Namespace) -> int:
-    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``; --json: one
-    stack's result, or a list for several."""
-    return remove_each(args, args.stacks, _remove_stack, lambda _, r: _removed_text(r), one_as_object=True)
+    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``, and again at the
+    end a stack whose objects only services of stacks named after it still used; --json: one stack's
+    result, or a list for several."""
+    names = list(args.stacks)
+
+    def remove(client: Any, stack: str) -> dict[str, Any]:
+        done.append(stack)
+        result = _remove_stack(client, stack, later=names[len(done) :])
+        if result.get("again"):  # `stack rm a b`, b using a's network: a's goes after b (Docker's leaves it)
+            names.append(stack)
+        return result
+
+    done: list[str] = []
+    return remove_each(args, names, remove, lambda _, r: _removed_text(r), one_as_object=True)
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -223,9 +223,17 @@ def network_endpoints(ops: NetworkOps) -> list[Endpoint]:
     ]
 
 
+def attached_targets(spec: dict[str, Any]) -> set[str]:
+    """The networks a service spec is on: the ones it names, else the default one."""
+    attached = parse_attachments(spec.get("networks") or [], "networks")
+    return {a.target for a in attached} or {DEFAULT_NETWORK}
+
+
 def network_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Turn ``networks_add``/``networks_rm`` of an update into a whole ``networks`` list: removals by name,
-    an addition replaces an attachment to the same network (new aliases)."""
+    an addition replaces an attachment to the same network (new aliases). A service is always on a
+    network: one that names none is on the default one, kept by an addition; removing the default
+    network is refused when the service would be left on no other."""
     out = dict(changes)
     add = out.pop("networks_add", None) or []
     rm = out.pop("networks_rm", None) or []
@@ -235,19 +243,27 @@ def network_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[st
         raise ConfigError("networks_add and networks_rm must be lists", field="networks_add")
     added = parse_attachments(add, "networks_add")
     attached = parse_attachments(out.get("networks", current.get("networks") or []), "networks")
-    if not attached and not on_host_network(added):
-        # a service that names no network is on the default one, and an addition keeps it there as it
-        # keeps any other (it dropped it: the service no longer reached the services it did);
-        # `--network-rm p2porch` leaves it
-        attached = (NetworkAttachment(DEFAULT_NETWORK),)
-    missing = [name for name in rm if name not in {a.target for a in attached}]
+    # a service that names no network is on the default one, and an addition keeps it there as it
+    # keeps any other (it dropped it: the service no longer reached the services it did); the host
+    # network is a task's only one (Docker's --network host), so adding it leaves the default one
+    on = attached or (NetworkAttachment(DEFAULT_NETWORK),)
+    missing = [name for name in rm if name not in {a.target for a in on}]
     if missing:  # as --env-rm/--mount-rm: removing what is not there is a mistake, not "nothing changed"
-        on = ", ".join(a.target for a in attached)
+        names = ", ".join(a.target for a in on)
         raise ConfigError(
-            f"networks_rm: the service is not on network {missing[0]!r} (its networks: {on})",
+            f"networks_rm: the service is not on network {missing[0]!r} (its networks: {names})",
             field="networks_rm",
         )
-    kept = [a for a in attached if a.target not in rm and a.target not in {n.target for n in added}]
+    if not attached and on_host_network(added):
+        on = ()
+    kept = [a for a in on if a.target not in rm and a.target not in {n.target for n in added}]
+    if DEFAULT_NETWORK in rm and not kept and not added:  # naming none is the default one: not left
+        raise ConfigError(
+            f"networks_rm: a service is always on a network, and the default one ({DEFAULT_NETWORK}) when "
+            "it names none: add another in the same update (--network-add NET --network-rm "
+            f"{DEFAULT_NETWORK})",
+            field="networks_rm",
+        )
     networks = [a.to_dict() for a in (*kept, *added)]
     default_alone = [NetworkAttachment(DEFAULT_NETWORK).to_dict()]
     out["networks"] = [] if networks == default_alone else networks  # on the default one alone: names none

@@ -335,9 +335,18 @@ def _secret_target(kind: str, name: object) -> str:
     return posixpath.join(SECRETS_DIR, str(name)) if kind == "secret" else str(name)
 
 
+def uses_ref(kind: str, refs: list[Any], name: object) -> bool:
+    """True when a ``--secret-rm``/``--config-rm`` ``name`` names one of ``refs``: its source, or its
+    target (a secret's relative to /run/secrets, as --secret takes it)."""
+    named = {str(r.get(k)) for r in refs if isinstance(r, dict) for k in ("source", "target")}
+    return str(name) in named or _secret_target(kind, name) in named
+
+
 def file_ref_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """Turn ``secrets_add``/``secrets_rm`` (and the config ones) of an update into whole lists: removals by
-    source name or target, additions replace a reference with the same target."""
+    """Turn ``secrets_add``/``secrets_rm`` (and the config ones) of an update into whole lists: a removal
+    names a reference's source (as Docker's, by SecretName), or its target when it names no source (a
+    secret rotated to another source keeps its target: removing the old source keeps the new one);
+    additions are appended (an added reference whose target another keeps is refused by the spec)."""
     out = dict(changes)
     for kind in KINDS:
         key = kind + "s"
@@ -348,18 +357,18 @@ def file_ref_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[s
         if not isinstance(add, list) or not isinstance(rm, list):
             raise ConfigError(f"{key}_add and {key}_rm must be lists", field=f"{key}_add")
         refs = list(out.get(key, current.get(key) or []))
-        named = {str(r.get(k)) for r in refs if isinstance(r, dict) for k in ("source", "target")}
-        missing = [name for name in rm if name not in named and _secret_target(kind, name) not in named]
+        missing = [name for name in rm if not uses_ref(kind, refs, name)]
         if missing:  # as --env-rm/--mount-rm (a typo kept the old secret mounted and said "nothing changed")
             used = ", ".join(str(r.get("source")) for r in refs if isinstance(r, dict)) or "none"
             raise ConfigError(
                 f"{key}_rm: the service uses no {kind} {missing[0]!r} (its {key}: {used})", field=f"{key}_rm"
             )
-        gone = {*rm, *(_secret_target(kind, name) for name in rm)}
+        sources = {r.get("source") for r in refs if isinstance(r, dict)}
+        by_target = {t for n in rm if n not in sources for t in (n, _secret_target(kind, n))}
         refs = [
             r
             for r in refs
-            if not (isinstance(r, dict) and (r.get("source") in gone or r.get("target") in gone))
+            if not (isinstance(r, dict) and (r.get("source") in rm or r.get("target") in by_target))
         ]
         out[key] = refs + list(add)
     return out

@@ -46,6 +46,7 @@ from .secret_ops import Follow, file_ref_changes, kept_refs, resolve_file_refs
 from .service_names import service_by_swarm_name
 from .task_liveness import counts_as_running, stale_message
 from .task_specs import task_host_ports, task_image
+from .unused_removals import unused_removals
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -119,8 +120,7 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 
 def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
-    """The spec an update of ``current`` by ``changes`` validates: ``changes`` merged in
-    (:func:`merge_spec`), its networks and file references as the update takes them."""
+    """The spec an update of ``current`` by ``changes`` validates (:func:`merge_spec`, its list edits)."""
     spec = current.to_dict()
     return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
 
@@ -292,6 +292,7 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
+        changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
         merged = updated_spec_dict(service.spec, changes)
         given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
         checked = self.check_ports(validate_spec(merged, given))
@@ -307,7 +308,7 @@ class ServiceOps:
         if decide(base, spec_digest(service.spec.to_dict()), change.changed or force) == "refuse":
             raise ConflictError(out_of_sequence(service.name), field="base_spec")
         if not change.changed and not force and not service.update_paused:
-            return {**self.view(service), "changed": []}  # nothing written, no rollback point recorded
+            return {**self.view(service), "changed": [], "ignored": skip}  # nothing written: no rollback
         update = C.UpdateService.of(
             service,
             at=now,
@@ -324,7 +325,7 @@ class ServiceOps:
             fields.append("execution")
         elif not fields:  # the spec is the same, but the paused update was resumed
             fields.append("resumed")
-        return {**self.written_view(service.service_id, service.name), "changed": fields}
+        return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
@@ -539,8 +540,7 @@ class ServiceOps:
         Items are ``{"task": "web.2.<id>", "node": "n2", "line": "..."}``; this node's tasks are read
         from its Docker engine, other nodes' through their join port (token handshake, encrypted).
         ``container`` names one container of a task group (its sidecar or init container; "" = the main);
-        ``since`` (epoch seconds) and ``timestamps`` go to each node's engine.
-        """
+        ``since`` (epoch seconds) and ``timestamps`` go to each node's engine."""
         state = self._state()
         service, only = self.service_or_task(ref)
         tasks = [t for t in state.tasks_of_service(service.service_id) if only in ("", t.task_id)]

@@ -443,9 +443,19 @@ class StackOps:
 
     async def rm(self, stack: str) -> dict[str, Any]:
         """Remove every service of a stack (their tasks stop and their containers are removed), then the
-        networks the stack created (external networks stay)."""
+        networks the stack created (external networks stay, and those other services still use: said in
+        ``kept_networks``); a stack with no service left but networks labelled with it: those networks."""
+        check_stack_name(stack)
+        members = self._members(stack)
+        own = [
+            r
+            for r in self.services.manager.snapshot().networks.values()
+            if r.labels.get(STACK_LABEL) == stack
+        ]
+        if not members and not own:  # nothing of the stack left (its secrets and configs: the CLI's)
+            raise NotFoundError(f"no stack {stack!r}", field="NAME")
         removed = []
-        for view in self._require(stack):
+        for view in members:  # none left: its networks still go (another stack's services left them)
             await self.services.remove(view["id"])
             removed.append(view["name"])
         from ..stack.compose import StackDefinition

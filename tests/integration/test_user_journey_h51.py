@@ -6,8 +6,11 @@ commands hit and the fast tiers cannot show (docs/testing.md, "The user journey 
   of the default network (the add moved it to ``front`` alone, cutting it off from them).
 - A rotation as a Swarm user types it (``secret create`` from stdin and from a file, ``--secret
   source=,target=,mode=,uid=,gid=``, ``--secret-rm OLD --secret-add NEW``): a ``--secret-rm`` of a name
-  the service does not use is refused naming the flag (exit 2) and changes nothing; it said "nothing
-  changed" (exit 0) and kept the old secret mounted.
+  that is no secret is refused naming the flag (exit 2) and changes nothing; it said "nothing
+  changed" (exit 0) and kept the old secret mounted. An existing secret the service no longer uses is
+  ignored with a warning (exit 0), as Docker's CLI ignores it.
+- ``stack rm a`` keeps a's network that stack b uses, says so, and a second ``stack rm a`` once b is gone
+  removes it (the stack is found by its labelled network).
 """
 
 from __future__ import annotations
@@ -128,6 +131,9 @@ def test_a_swarm_users_secret_rotation_and_a_mistyped_secret_rm(cluster, tmp_pat
                 + cli(sb, "n1", "service", "inspect", "app").stdout
             )
             assert b"hunter" not in listed, listed
+            again = cli(sb, "n2", "service", "update", "--secret-rm", "db_pw", "app")  # a revoke loop's
+            assert again.returncode == 0, again.stderr.decode()  # h51 main: exit 2; Docker ignores it
+            assert b"warning: app uses no secret 'db_pw'" in again.stderr, again.stderr
             assert cli(sb, "n1", "secret", "rm", "db_pw").returncode == 0  # no service uses it any more
     finally:
         cli(sb, "n1", "secret", "rm", "db_pw", "db_pw_v2")
@@ -162,7 +168,8 @@ def test_stack_rm_says_which_of_its_networks_another_stack_still_uses(cluster, t
         assert kept in removed.stderr, removed.stderr
         assert cli(sb, "n1", "stack", "rm", "b").returncode == 0
         wait_for(lambda: not kit.containers(nodes[0], "b-front"), 60, "b-front's containers gone", 1)
-        assert cli(sb, "n1", "network", "rm", "shared_public").returncode == 0  # the user's last step
+        again = cli(sb, "n1", "stack", "rm", "a")  # h51 main: "Nothing found in stack: a", the network stays
+        assert b"removed  network shared_public" in again.stdout, (again.stdout, again.stderr)
     finally:
         cli(sb, "n1", "stack", "rm", "a", "b")
         cli(sb, "n1", "network", "rm", "shared_public")

@@ -77,8 +77,53 @@ def test_the_cli_says_what_it_kept_and_who_uses_it(
     assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["a"], json=False)) == 0
     out = capsys.readouterr()
     assert out.err.splitlines() == [
-        "warning: network shared_public of stack a kept: in use by service(s) b-front",
-        "warning: config a-conf of stack a kept: in use by service(s) b-front",
+        "warning: network shared_public of stack a kept: in use by service(s) b-front; remove it with "
+        "`p2porch network rm shared_public` once they leave it",
+        "warning: config a-conf of stack a kept: in use by service(s) b-front; remove it with "
+        "`p2porch config rm a-conf` once they leave it",
     ]
     assert api.deleted == ["/stacks/a"]
     assert "removed  network a_private" in out.out and out.out.endswith("stack a removed\n")
+
+
+async def test_a_second_stack_rm_removes_the_network_once_its_users_left() -> None:
+    manager = MemoryManager()
+    ops = StackOps(ServiceOps(manager, logs=None))  # type: ignore[arg-type]
+    for stack, text in (("a", A), ("b", B)):
+        await ops.apply(load_stack(stack, text, lambda path: ""))
+    await ops.rm("a")
+    await ops.rm("b")
+    again = await ops.rm("a")  # on main: NotFoundError ("Nothing found in stack: a"), the network stays
+    assert (again["removed"], again["removed_networks"], again["kept_networks"]) == (
+        [],
+        ["shared_public"],
+        [],
+    )
+    assert manager.state.network_by_name("shared_public") is None
+
+
+class TwoStacks(Api):
+    """The daemon for `stack rm a b`, b's service on a's network: a's network goes once b's are gone."""
+
+    def delete(self, path: str, body: Any = None) -> Any:
+        self.deleted.append(path)
+        if path == "/stacks/b":
+            return {"stack": "b", "removed": ["b-front"], "removed_networks": [], "kept_networks": []}
+        if self.deleted.count(path) == 1:
+            kept = [{"name": "shared_public", "services": ["b-front"]}]
+            return {"stack": "a", "removed": ["a-api"], "removed_networks": [], "kept_networks": kept}
+        return {"stack": "a", "removed": [], "removed_networks": ["shared_public"], "kept_networks": []}
+
+    def get(self, path: str, **_: Any) -> Any:
+        return []
+
+
+def test_stack_rm_of_both_stacks_removes_the_shared_network_after_its_users(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = TwoStacks()
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: api)
+    assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["a", "b"], json=False)) == 0
+    out = capsys.readouterr()
+    assert api.deleted == ["/stacks/a", "/stacks/b", "/stacks/a"]  # on main: a's network left behind
+    assert out.err == "" and "removed  network shared_public" in out.out
