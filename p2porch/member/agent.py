@@ -330,7 +330,7 @@ class MeasuredExecutor:
 
 
 async def _network_error(name: str, bridge: NodeBridge) -> str:
-    """"" once the node's network ``name`` exists; else why it cannot be made (the engine down, the overlay
+    """Empty once the node's network ``name`` exists; else why it cannot be made (the engine down, the overlay
     restarting, dockerd refusing it, the node leaving), for the task's error."""
     try:
         await bridge.ensure()

@@ -9,8 +9,6 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from p2porch.agent.model import TaskAssignment
 from p2porch.agent.plan import StartOutcome
 from p2porch.context import LocalBoard
@@ -133,7 +131,8 @@ async def test_no_running_overlay_fails_the_start_as_the_engine_would() -> None:
     )
     outcome = await agent.start(TASK)
     assert outcome == StartOutcome(
-        None, f"docker network {NETWORK}: the node's overlay is not running: its Docker network cannot be made"
+        None,
+        f"docker network {NETWORK}: the node's overlay is not running: its Docker network cannot be made",
     )
 
 
