@@ -136,12 +136,14 @@ class LocalBoard:
     reachability_changed: trio.Event = field(default_factory=trio.Event)
 
     #: set (and replaced) when this node's Docker engine answers again after an outage (a restarted dockerd
-    #: may have rewritten the iptables tables): the traffic and network policy loops take it before a pass
-    #: and wait on it, then rewrite their chains in full at once (member/traffic.py, member/netpolicy.py)
+    #: may have rewritten the iptables tables) or made the node's network (its FORWARD accepts on top): the
+    #: traffic and network policy loops take it before a pass and wait on it, then rewrite their chains in
+    #: full at once (member/traffic.py, member/netpolicy.py)
     engine_back: trio.Event = field(default_factory=trio.Event)
 
     def engine_answers_again(self) -> None:
-        """The agent saw its engine answer again after an outage (member/agent.py calls it)."""
+        """The agent saw its engine answer again after an outage (member/agent.py calls it), or made the
+        node's Docker network (member/overlay.py ``NodeBridge``)."""
         fired, self.engine_back = self.engine_back, trio.Event()
         fired.set()
 

@@ -313,9 +313,10 @@ class MeasuredExecutor:
         started = trio.current_time()
         bridge = self._bridge[1] if self._bridge and assignment.network == self._bridge[0] else None
         try:
-            if bridge is not None:
-                await bridge.ensure()
-            outcome = await self._inner.start(assignment, container_id)
+            if bridge is not None and (error := await _network_error(assignment.network, bridge)):
+                outcome = StartOutcome(None, error)  # reported as the start's error, as the engine's are
+            else:
+                outcome = await self._inner.start(assignment, container_id)
         except Exception:
             self._metrics.agent_task_starts.labels("error").inc()
             if bridge is not None:
@@ -326,6 +327,17 @@ class MeasuredExecutor:
         self._metrics.agent_container_start_seconds.observe(trio.current_time() - started)
         self._metrics.agent_task_starts.labels("failed" if outcome.error else "ok").inc()
         return outcome
+
+
+async def _network_error(name: str, bridge: NodeBridge) -> str:
+    """Empty once the node's network ``name`` exists; else why it cannot be made (the engine down, the overlay
+    restarting, dockerd refusing it, the node leaving), for the task's error."""
+    try:
+        await bridge.ensure()
+    except ExecutorError as exc:
+        prefix = f"docker network {name}"
+        return exc.message if exc.message.startswith(prefix) else f"{prefix}: {exc.message}"
+    return ""
 
 
 async def keep_capacity(ctx: MemberContext, executor: Executor) -> None:

@@ -132,14 +132,17 @@ class NodeBridge:
 
     async def ensure(self) -> None:
         """The network exists as planned; ``ExecutorError`` when it cannot be made (the engine down, the
-        overlay restarting): the start fails and is tried again as any failed start is."""
+        overlay restarting, dockerd refusing it, the node leaving): the start's error (``MeasuredExecutor``),
+        tried again as any failed start is. One it made wakes the network policy and traffic loops."""
         overlay = self.board.overlay
         if overlay is None:
             raise ExecutorError("the node's overlay is not running: its Docker network cannot be made")
         try:
-            await overlay.ensure_bridge()
+            made = await overlay.ensure_bridge()
         except OverlayError as exc:
             raise ExecutorError(exc.message) from exc
+        if made:  # dockerd put its FORWARD accepts for the new bridge on top: the network policy's and
+            self.board.engine_answers_again()  # the traffic rules' jumps are checked at once (a full pass)
 
     def suspect(self) -> None:
         overlay = self.board.overlay

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from ..errors import OverlayError
 from .dockernet import DockerNetwork
 from .plan import BridgeNetworkSpec
 
@@ -29,6 +30,8 @@ class LazyBridge:
         self._blocking = blocking  # runs DockerNetwork's blocking calls (a worker thread)
         self._wanted: bool | None = True if wanted else None  # None: not known (the first check looks)
         self._ok = False  # the last check found it as planned
+        self._suspected = 0  # ``suspect()`` calls: one during a check's engine call keeps ``_ok`` False
+        self._closed = False  # removed (the node left): never made again
         self._lock = trio.Lock()
 
     @property
@@ -42,11 +45,14 @@ class LazyBridge:
 
     async def ensure(self, spec: BridgeNetworkSpec) -> str:
         """Make the network ``spec`` unless the last check found it so (then at once, no engine call);
-        returns what changed ("" for nothing)."""
+        returns what changed ("" for nothing). ``OverlayError`` once removed: a start during ``leave``
+        must not make it again after the teardown."""
+        self._check_open()
         self._wanted = True
         if self._ok:
             return ""
         async with self._lock:
+            self._check_open()  # removed while this one waited
             if self._ok:  # a concurrent caller made it meanwhile
                 return ""
             return await self._ensure(spec)
@@ -62,21 +68,29 @@ class LazyBridge:
                 return ""
             return await self._ensure(spec)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OverlayError("the node left: its Docker network is not made again")
+
     async def _ensure(self, spec: BridgeNetworkSpec) -> str:
         self._ok = False  # unknown until the engine answered: a failure checks it again next time
+        suspected = self._suspected
         result = await self._blocking(self.network.ensure, spec)
-        self._ok = True
+        self._ok = self._suspected == suspected  # a start failed meanwhile: the next ensure asks again
         if result == "unchanged":
             return ""
         return f"docker network {spec.name} {result} ({spec.subnet}, mtu {spec.mtu})"
 
     def suspect(self) -> None:
         """A container start on the network failed (it may have been removed by hand): the next
-        ``ensure`` asks the engine again."""
+        ``ensure`` asks the engine again (also when a check's engine call is under way)."""
+        self._suspected += 1
         self._ok = False
 
     async def remove(self, name: str) -> bool:
-        """Remove the network (the node leaves); True if it existed. Not wanted afterwards."""
+        """Remove the network (the node leaves); True if it existed. Never made again afterwards:
+        ``ensure`` raises, ``check`` does nothing."""
+        self._closed = True
         async with self._lock:
             self._wanted, self._ok = False, False
             return bool(await self._blocking(self.network.remove, name))

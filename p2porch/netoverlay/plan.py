@@ -338,6 +338,13 @@ def plan_firewall(
         # Nothing in Docker's rules accepts new overlay -> bridge traffic; accept both directions.
         FirewallRule("filter", forward_chain, ("-i", vx, "-o", br, "-j", "ACCEPT")),
         FirewallRule("filter", forward_chain, ("-i", br, "-o", vx, "-j", "ACCEPT")),
+        # The lease has no local route until the Docker network exists (made on first need): what peers
+        # send it must not follow the default route out of the underlay, unmasqueraded.
+        FirewallRule(
+            "filter",
+            forward_chain,
+            ("-i", vx, "!", "-o", br, "-d", subnet, "-j", "REJECT", "--reject-with", "icmp-host-unreachable"),
+        ),
         # VXLAN on any interface goes through the member allow-list (accept members, drop the rest);
         # this also accepts peers under an INPUT policy of DROP. DNS on the bridge gateway needs the rest.
         FirewallRule(

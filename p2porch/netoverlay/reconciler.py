@@ -251,18 +251,20 @@ class OverlayReconciler:
         self._count_pass(started, ops)
         return ops
 
-    async def ensure_bridge(self) -> None:
+    async def ensure_bridge(self) -> bool:
         """The node's Docker network, made if no check found it yet (a container start on it needs it);
         at once, without an engine call, once one did. A network it created or recreated has the
-        iptables rules checked against dockerd's chains at once (a full pass: ``resync``)."""
+        iptables rules checked against dockerd's chains at once (a full pass: ``resync``); True then
+        (the caller wakes the other owners of rules in those chains: ``NodeBridge``)."""
         if self.bridge is None or self.bridge.up:
-            return
+            return False
         _, mtu = await self.underlay()
         changed = await self.bridge.ensure(plan_network(self.local, self.settings, mtu))
         if changed:
             log.info("overlay: %s", changed)
             self.counters.host_changes += 1
             self.resync()
+        return bool(changed)
 
     async def ensure_host(self) -> list[str]:
         """Forwarding sysctl, the Docker bridge network (when wanted: ``LazyBridge.check``) and the

@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 CLUSTER = "10.241.0.0/16"
-PLANNED_RULES = 10  # plan_firewall: 6 overlay rules + 4 jumps into the service traffic (ingress/VIP) chains
+PLANNED_RULES = 11  # plan_firewall: 7 overlay rules + 4 jumps into the service traffic (ingress/VIP) chains
 SETTINGS = OverlaySettings(cluster_cidr=CLUSTER, vni=4242)
 IMAGE = "p2porch/busybox:latest"
 INDEXES = (1, 2, 3)

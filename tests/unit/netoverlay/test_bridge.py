@@ -9,6 +9,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from p2porch.errors import OverlayError
 from p2porch.netoverlay.bridge import LazyBridge
 from p2porch.netoverlay.plan import BridgeNetworkSpec
 
@@ -120,3 +121,40 @@ async def test_leaving_removes_it_and_wants_it_no_more() -> None:
     assert await bridge.remove("p2porch") is True
     assert not bridge.up and not bridge.wanted
     assert await bridge.check(SPEC) == "" and engine.networks == {}
+
+
+async def test_a_start_after_the_leave_does_not_make_it_again() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=in_turn)  # type: ignore[arg-type]
+    await bridge.ensure(SPEC)
+    errors: list[str] = []
+
+    async def start() -> None:  # a start under way while the leave tears the overlay down
+        try:
+            await bridge.ensure(SPEC)
+        except OverlayError as exc:
+            errors.append(exc.message)
+
+    async with trio.open_nursery() as nursery:
+        bridge.suspect()  # a full pass's check holds the lock; the start waits for it, then the leave
+        nursery.start_soon(bridge.check, SPEC)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(start)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(bridge.remove, "p2porch")
+    await start()  # and one after it
+    assert errors == ["the node left: its Docker network is not made again"] * 2
+    assert engine.networks == {} and engine.calls == ["ensure", "ensure", "remove"]
+    assert await bridge.check(SPEC) == "" and engine.networks == {}
+
+
+async def test_a_start_that_failed_during_a_check_keeps_it_suspect() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=in_turn, wanted=True)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bridge.check, SPEC)  # a full pass's engine call under way ...
+        await trio.testing.wait_all_tasks_blocked()
+        bridge.suspect()  # ... when a start on the network fails (deleted by hand meanwhile)
+    assert not bridge.up  # not taken for made: the next start asks the engine again
+    await bridge.ensure(SPEC)
+    assert engine.calls == ["ensure", "ensure"] and bridge.up

@@ -157,6 +157,22 @@ def test_firewall_rules_masquerade_only_outside_the_cluster_and_carry_owner_comm
     assert [r.comment for r in other[1:3]] == [r.comment for r in rules[1:3]]
 
 
+def test_the_lease_is_rejected_from_the_overlay_until_its_bridge_exists():
+    """Peers route the lease here before its Docker network (made on first need) gives it a local route:
+    what arrives on the VXLAN device for it and is not forwarded to the bridge is rejected, never sent out
+    of the underlay by the default route; the rule follows the lease."""
+    rules = plan_firewall(LOCAL, SETTINGS, "eth0", "DOCKER-USER")
+    reject = [r for r in rules if r.chain == "DOCKER-USER" and "REJECT" in r.spec]
+    assert [r.spec for r in reject] == [
+        ("-i", "p2p-vx0", "!", "-o", "p2p-br0", "-d", "10.241.1.0/24")
+        + ("-j", "REJECT", "--reject-with", "icmp-host-unreachable")
+    ]
+    other = plan_firewall(LocalNode("n1", "10.80.0.1", "10.241.9.0/24"), SETTINGS, "eth0", "DOCKER-USER")
+    assert "10.241.9.0/24" in [r for r in other if "REJECT" in r.spec][0].spec
+    forward = plan_firewall(LOCAL, SETTINGS, "eth0", "FORWARD")  # no dockerd: FORWARD itself
+    assert [r.chain for r in forward if "REJECT" in r.spec] == ["FORWARD"]
+
+
 def test_vxlan_filter_allows_exactly_the_programmed_peers_and_drops_the_rest():
     from p2porch.netoverlay.plan import VXLAN_ALLOW_SET, VXLAN_FILTER_CHAIN, plan_overlay, plan_vxlan_filter
 
