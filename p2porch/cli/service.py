@@ -32,7 +32,7 @@ from .service_spec_flags import (
     validated_spec,
 )
 from .stats import add_service_stats
-from .update_edits import edit_changes, edits_given
+from .update_edits import edit_changes, edits_given, refuse_settings_of_an_off_check
 from .util import (
     EXIT_OK,
     Failures,
@@ -81,6 +81,7 @@ def _post_update(args: argparse.Namespace, client: Any, changes: dict[str, Any])
     the user's own condition (its conflict is the answer)."""
     path = f"/services/{args.service}"
     if not edits_given(args):
+        refuse_settings_of_an_off_check(args, changes, lambda: client.get(path))
         return sent_again_once(lambda body: _post_naming_flag(client, f"{path}/update", body), changes)
     for _ in range(1, EDIT_RUNS):
         try:
