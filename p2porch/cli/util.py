@@ -348,8 +348,8 @@ def each_name(
     names: Sequence[str], call: Callable[[str], Any], failures: Failures
 ) -> Iterator[tuple[str, Any]]:
     """``(name, call(name))`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is
-    added to ``failures`` and the others are still called; anything else that is raised (``held``:
-    a daemon gone, a dropped connection, Ctrl-C) stops at once, after the failures before it are said."""
+    added to ``failures`` and the others are still called; anything else raised (not ``held``: a daemon
+    gone, a dropped connection, Ctrl-C) stops at once, after the failures before it are said."""
     for name in names:
         try:
             result = call(name)
