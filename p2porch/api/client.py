@@ -164,6 +164,8 @@ class ApiClient:
                         yield json.loads(line)
         except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise self._unreachable(exc) from exc
+        except httpx.TransportError as exc:  # e.g. the daemon stopped mid-stream
+            raise DaemonError(f"the p2porch daemon at {self.where} broke off the stream ({exc!r})") from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         status, raw = self._send(method, versioned(path), kwargs.get("params"), kwargs.get("json"))
@@ -197,6 +199,8 @@ class ApiClient:
             raise self._unreachable(exc) from exc
         except httpx.TimeoutException as exc:
             raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
+        except httpx.TransportError as exc:  # the connection dropped midway, as OSError on the socket
+            raise DaemonError(f"the p2porch daemon at {self.where} broke off the answer ({exc!r})") from exc
         return response.status_code, response.content
 
     def _denied(self, exc: Exception) -> DaemonError:

@@ -14,7 +14,7 @@ import random
 import sys
 from typing import Any
 
-from ..errors import NO_SUCH, ConfigError, ConflictError, DaemonError, NotFoundError, P2POrchError
+from ..errors import NO_SUCH, ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
@@ -32,7 +32,7 @@ from .service_spec_flags import (
     validated_spec,
 )
 from .stats import add_service_stats
-from .update_edits import edit_changes, edits_given
+from .update_edits import edit_changes, edits_given, refuse_settings_of_an_off_check
 from .util import (
     EXIT_OK,
     Failures,
@@ -42,6 +42,7 @@ from .util import (
     client_for,
     deleter,
     emit,
+    held,
     noun_actions,
     remove_each,
     wants_json,
@@ -81,6 +82,7 @@ def _post_update(args: argparse.Namespace, client: Any, changes: dict[str, Any])
     the user's own condition (its conflict is the answer)."""
     path = f"/services/{args.service}"
     if not edits_given(args):
+        refuse_settings_of_an_off_check(args, changes, lambda: client.get(path))
         return sent_again_once(lambda body: _post_naming_flag(client, f"{path}/update", body), changes)
     for _ in range(1, EDIT_RUNS):
         try:
@@ -191,18 +193,26 @@ def _replicas_error(count: str) -> str | None:
 
 
 def _scale_line(name: str, exc: P2POrchError) -> str:
-    """A failed SERVICE=REPLICAS as docker/cli's ``service scale`` says it: the SERVICE before the error
-    (``nosuch: Error: No such service: nosuch``)."""
+    """A failed SERVICE=REPLICAS as docker/cli's ``service scale`` says it: the SERVICE as given before
+    the error (``nosuch: Error: No such service: nosuch``, ``3f2a: scale can only be used ...``)."""
     if isinstance(exc, NotFoundError) and exc.message.startswith(NO_SUCH):
         return f"{name}: Error: {exc.message}"
     return exc.message if exc.message.startswith(f"{name}: ") else f"{name}: {exc.message}"
 
 
+def _wait_line(name: str, view: dict[str, Any], exc: P2POrchError) -> str:
+    """A wait that failed, said with the SERVICE as given (docker/cli's ``fmt.Errorf("%s: %w", ...)``),
+    not twice when the message starts with the service's own name."""
+    return f"{name}: {exc.message.removeprefix(str(view.get('name')) + ': ')}"
+
+
 def cmd_service_scale(args: argparse.Namespace) -> int:
     """As docker/cli's ``service scale a=1 nosuch=2 b=x c=3``: an argument without ``=`` or either side is
     refused before anything is sent (exit 2); then each SERVICE is scaled in turn (``a scaled to 1`` as it
-    is done), one that fails (missing, global, REPLICAS not a count) said on stderr after the others are
-    scaled and waited for (exit 1, 2 when a REPLICAS was bad input)."""
+    is done), then each scaled one waited for in turn; one that fails (missing, global, REPLICAS not a
+    count, not converged) is said on stderr, the SERVICE as given first, after the others are scaled and
+    waited for (exit 1, 2 when a REPLICAS was bad input). Anything else (a daemon gone, Ctrl-C) stops at
+    once, after the failures before it are said."""
     for item in args.scales:
         name, sep, count = item.partition("=")
         if not name or not sep or not count:
@@ -212,7 +222,7 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
                 field="SERVICE=REPLICAS",
             )
     client = client_for(args)
-    failures, results = Failures(), []
+    failures, scaled = Failures(), list[tuple[str, Any]]()
     for item in args.scales:
         name, _, count = item.partition("=")
         bad = _replicas_error(count)
@@ -220,24 +230,25 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             failures.add(UsageError(bad, field="SERVICE=REPLICAS"), f"{name}: {bad}")
             continue
         try:
-            results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
-        except DaemonError:
-            failures.report()
-            raise
-        except P2POrchError as exc:
+            scaled.append((name, client.post(f"/services/{name}/scale", {"replicas": int(count)})))
+        except BaseException as exc:
+            if not held(exc):
+                failures.report()
+                raise
             failures.add(exc, _scale_line(name, exc))
             continue
         if not wants_json(args):  # each SERVICE as given, as `docker service scale` prints it
             print(f"{name} scaled to {int(count)}", flush=True)
     if wants_json(args):
-        print(json.dumps(results, indent=2, sort_keys=True))
-    try:
-        wait_after(args, client, _watches(results))
-    except DaemonError:
-        failures.report()
-        raise
-    except P2POrchError as exc:  # not converged: said after the scale errors, as docker/cli's
-        failures.add(exc, exc.message)
+        print(json.dumps([view for _, view in scaled], indent=2, sort_keys=True))
+    for name, view in scaled:  # each in turn, as docker/cli's WaitOnService: one failing stops none
+        try:
+            wait_after(args, client, _watches([view]))
+        except BaseException as exc:
+            if not held(exc):
+                failures.report()
+                raise
+            failures.add(exc, _wait_line(name, view, exc))
     return failures.report()
 
 

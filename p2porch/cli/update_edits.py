@@ -88,6 +88,28 @@ def edits_given(args: argparse.Namespace) -> bool:
     return any(flag in given for flag in EDIT_FLAGS) or given.get("no_healthcheck") is False
 
 
+def refuse_settings_of_an_off_check(
+    args: argparse.Namespace, changes: dict[str, Any], read: Callable[[], dict[str, Any]]
+) -> None:
+    """A UsageError for ``--health-interval 5s`` (and ``--no-healthcheck=false --health-retries 2``)
+    without ``--health-cmd`` on a service whose check is off (test ``NONE``; ``read()``: its view, read
+    only then): docker/cli runs the image's HEALTHCHECK with the new settings, which p2porch's health
+    spec cannot say (it needs a command); before, the check stayed off without a word (stored as
+    ``{"cmd": ["NONE"], "interval": "5s"}``)."""
+    settings = changes.get("health") or {}
+    if vars(args).get("no_healthcheck") or not settings or "cmd" in settings:
+        return
+    if (read()["spec"].get("health") or {}).get("cmd") != ["NONE"]:
+        return
+    flags = ", ".join(f"--health-{key.replace('_', '-')}" for key in settings)
+    raise UsageError(
+        f"--health-cmd: {flags} given to a service whose health check is off (--no-healthcheck, test "
+        "NONE); p2porch cannot run the image's HEALTHCHECK with other settings: give --health-cmd CMD "
+        "with them to turn a check on",
+        field="--health-cmd",
+    )
+
+
 def _port_text(port: dict[str, Any]) -> str:
     return f"{port.get('published') or ''}:{port['target']}/{port.get('protocol', 'tcp')}".lstrip(":")
 
@@ -206,6 +228,7 @@ def edit_changes(args: argparse.Namespace, changes: dict[str, Any], view: dict[s
     }
     out = dict(changes)
     health = view["spec"].get("health") or {}
+    refuse_settings_of_an_off_check(args, changes, lambda: view)
     if given.get("no_healthcheck") is False and "health" not in changes and health.get("cmd") == ["NONE"]:
         out["health"] = None  # docker/cli's --no-healthcheck=false: back to the image's HEALTHCHECK
     for section, (key, edit) in edits.items():

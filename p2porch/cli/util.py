@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import NO_SUCH, NOTHING_IN_STACK, ConfigError, DaemonError, NotFoundError, P2POrchError
 from ..paths import DEFAULT_SOCKET
@@ -338,21 +338,27 @@ class Failures:
         return max(self.codes)
 
 
+def held(exc: BaseException) -> TypeGuard[P2POrchError]:
+    """A failure of one name (missing, refused), held while the others go on; anything else (a daemon
+    that cannot be reached, a connection dropped midway, Ctrl-C, a bug) stops the command."""
+    return isinstance(exc, P2POrchError) and not isinstance(exc, DaemonError)
+
+
 def each_name(
     names: Sequence[str], call: Callable[[str], Any], failures: Failures
 ) -> Iterator[tuple[str, Any]]:
     """``(name, call(name))`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is
-    added to ``failures`` and the others are still called; a daemon that cannot be reached stops at
-    once, after the failures before it are said."""
+    added to ``failures`` and the others are still called; anything else raised (not ``held``: a daemon
+    gone, a dropped connection, Ctrl-C) stops at once, after the failures before it are said."""
     for name in names:
         try:
             result = call(name)
-        except DaemonError:
+        except BaseException as exc:
+            if held(exc):
+                failures.add(exc)
+                continue
             failures.report()
             raise
-        except P2POrchError as exc:
-            failures.add(exc)
-            continue
         yield name, result
 
 

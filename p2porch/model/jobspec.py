@@ -220,8 +220,10 @@ def check_job_fields(
 
 
 def global_scale_refusal(name: str, mode: str) -> str:
-    """Docker's words for ``service scale`` of a global service (exit 1: a refused operation)."""
+    """Docker's words for ``service scale`` of a global service (exit 1: a refused operation); not
+    starting with the name: the CLI puts the SERVICE as given before it, as docker/cli's (an id prefix
+    given said ``3f2a: web: scale ...``)."""
     return (
-        f"{name}: scale can only be used with replicated or replicated-job mode (service {name} is "
+        f"scale can only be used with replicated or replicated-job mode (service {name} is "
         f"{mode}: it runs one task per eligible node)"
     )

@@ -263,7 +263,7 @@ def test_service_scale_refuses_a_pair_without_equals_before_sending_any_and_goes
             if name not in modes:
                 raise NotFoundError(f"No such service: {name}", field="SERVICE")
             if modes[name] == "global":
-                raise NotAllowedError(f"{name}: scale can only be used with replicated mode", field="x")
+                raise NotAllowedError("scale can only be used with replicated mode", field="x")
             sent.append(path)
             return {"name": name, "desired": body["replicas"], "version": 1}
 

@@ -15,13 +15,15 @@ import pytest
 from p2porch.cli import util as cli_util
 from p2porch.cli.main import main
 from p2porch.errors import DaemonUnreachable, NotAllowedError, P2POrchError, no_such
+from p2porch.model.jobspec import global_scale_refusal
 
 KINDS = {"services": "service", "nodes": "node", "networks": "network"}  # secret, config: as they are
 
 
 class Daemon:
-    """Knows ``a`` and ``b`` of every kind (stacks too); ``nosuch`` is missing, as the daemon says it
-    (``errors.no_such``); ``down`` is a daemon that stopped answering."""
+    """Knows ``a`` and ``b`` of every kind (stacks too), ``g`` a global service; ``nosuch`` is missing, as
+    the daemon says it (``errors.no_such``); ``down`` is a daemon that stopped answering, ``ctrlc`` the
+    user's Ctrl-C while it is asked."""
 
     def __init__(self) -> None:
         self.done: list[str] = []
@@ -32,9 +34,11 @@ class Daemon:
         name = name.removeprefix("id-")  # an object's id: id-NAME
         if name == "down":
             raise DaemonUnreachable("cannot reach the p2porch daemon")
+        if name == "ctrlc":
+            raise KeyboardInterrupt
         if name == "locked":
             raise NotAllowedError(f"{name}: in use by service web", field="NAME")
-        if name not in ("a", "b"):
+        if name not in ("a", "b", "g"):
             raise no_such(KINDS.get(kind, kind), name, field="NAME")
         return kind, name
 
@@ -56,6 +60,8 @@ class Daemon:
 
     def post(self, path: str, body: Any = None) -> Any:
         name = self._name(path)[1]
+        if name == "g":  # a global service, refused as the daemon refuses it
+            raise NotAllowedError(global_scale_refusal("g", "global"), field="replicas")
         self.done.append(name)
         return {"name": name, "replicas": (body or {}).get("replicas"), "version": 2, "mode": "replicated"}
 
@@ -214,3 +220,116 @@ def test_rm_prints_each_name_as_given_as_docker_cli(noun, daemon, monkeypatch):
     the id, not as the object's name (``service|secret|config|network rm`` printed the name)."""
     code, lines = run([noun, "rm", "id-a", "b"], monkeypatch)
     assert (code, lines) == (0, [("out", "id-a"), ("out", "b")])
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["service", "rm", "a", "nosuch", "ctrlc", "b"],
+            [("out", "a"), ("err", "Error: No such service: nosuch")],
+        ),
+        (
+            ["service", "scale", "-d", "a=1", "nosuch=2", "ctrlc=3", "b=1"],
+            [("out", "a scaled to 1"), ("err", "nosuch: Error: No such service: nosuch")],
+        ),
+    ],
+)
+def test_ctrl_c_midway_says_the_failures_before_it(argv, said, daemon, monkeypatch):
+    """Ctrl-C (anything but a failure of one name) stops at once (exit 130); the failures held are said
+    first (before, they were lost: only a DaemonError said them)."""
+    code, lines = run(argv, monkeypatch)
+    assert (code, daemon.done, lines) == (130, ["a"], said)
+
+
+class Dropping:
+    """A tcp:// daemon (httpx's transport) that answers ``a``, says ``nosuch`` is missing and drops the
+    connection when asked about ``b``, as a daemon stopped midway."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, request: Any) -> Any:
+        import httpx
+
+        name = request.url.path.split("/")[3]
+        self.asked.append(name)
+        if name == "b":
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        if name == "nosuch":
+            return httpx.Response(404, json=no_such("service", name, field="NAME").to_dict())
+        return httpx.Response(200, json={"name": name, "version": 2, "mode": "replicated", "replicas": 1})
+
+
+@pytest.mark.parametrize(
+    ("argv", "first"),
+    [
+        (["service", "rm", "a", "nosuch", "b", "c"], ("out", "a")),
+        (["service", "scale", "-d", "a=1", "nosuch=2", "b=3", "c=1"], ("out", "a scaled to 1")),
+    ],
+)
+def test_a_connection_dropped_midway_says_the_failures_held_then_the_daemon_error(argv, first, monkeypatch):
+    """Over tcp:// a dropped connection is httpx's RemoteProtocolError: it was no DaemonError (a
+    traceback), and the failures held before it were lost."""
+    import httpx
+
+    from p2porch.api.client import ApiClient
+    from p2porch.cli import service
+
+    dropping = Dropping()
+    client = ApiClient("tcp://127.0.0.1:9", token="t")
+    client._client = httpx.Client(base_url=client.where, transport=httpx.MockTransport(dropping))
+    for module in (cli_util, service):
+        monkeypatch.setattr(module, "client_for", lambda args, **kw: client)
+    code, lines = run(argv, monkeypatch)
+    assert code == 1 and dropping.asked == ["a", "nosuch", "b"]
+    said = (
+        "nosuch: Error: No such service: nosuch" if argv[1] == "scale" else "Error: No such service: nosuch"
+    )
+    assert lines == [
+        first,
+        ("err", said),
+        (
+            "err",
+            "p2porch: error: the p2porch daemon at https://127.0.0.1:9 broke off the answer "
+            "(RemoteProtocolError('Server disconnected without sending a response.'))",
+        ),
+    ]
+
+
+def test_service_scale_waits_for_each_and_says_each_that_failed(daemon, monkeypatch):
+    """docker/cli's scale.go waits for every service scaled in turn, each failure held with the SERVICE
+    as given (``fmt.Errorf("%s: %w", serviceID, err)``); before, the first failed wait stopped the others'."""
+    from p2porch.cli import service
+
+    waited: list[str] = []
+
+    def wait_after(args: Any, client: Any, watches: Any) -> None:
+        names = [w.name for w in watches]
+        waited.extend(names)
+        if names != ["b"]:
+            raise P2POrchError(f"{names[0]}: task failed (see p2porch service ps {names[0]})")
+
+    monkeypatch.setattr(service, "wait_after", wait_after)
+    code, lines = run(["service", "scale", "id-a=1", "b=2", "a=3", "nosuch=1"], monkeypatch)
+    assert code == 1 and waited == ["a", "b", "a"]
+    assert lines == [
+        ("out", "id-a scaled to 1"),
+        ("out", "b scaled to 2"),
+        ("out", "a scaled to 3"),
+        ("err", "nosuch: Error: No such service: nosuch"),
+        ("err", "id-a: task failed (see p2porch service ps a)"),
+        ("err", "a: task failed (see p2porch service ps a)"),
+    ]
+
+
+def test_service_scale_of_a_global_service_by_id_says_the_id_once(daemon, monkeypatch):
+    """docker/cli: ``3f2a: scale can only be used with replicated or replicated-job mode``; the daemon's
+    message started with the service's name, so an id given read ``id-g: g: scale ...``."""
+    code, lines = run(["service", "scale", "-d", "id-g=2", "g=1"], monkeypatch)
+    assert code == 1
+    refusal = global_scale_refusal("g", "global")
+    assert refusal.startswith("scale can only be used with replicated or replicated-job mode (service g is")
+    assert lines == [("err", f"id-g: {refusal}"), ("err", f"g: {refusal}")]

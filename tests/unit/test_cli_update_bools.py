@@ -82,6 +82,48 @@ def test_no_healthcheck_false_drops_a_none_health_check_as_docker_cli(monkeypatc
     assert update_body(own, "--no-healthcheck") == {"health": {"cmd": ["NONE"]}}
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--no-healthcheck=false", "--health-interval", "5s"], "--health-interval"),
+        (["--no-healthcheck=0", "--health-retries", "2"], "--health-retries"),
+        (["--health-interval", "5s"], "--health-interval"),
+        (
+            ["--health-timeout", "2s", "--health-start-period", "1s"],
+            "--health-timeout, --health-start-period",
+        ),
+    ],
+)
+def test_health_settings_without_a_command_on_a_disabled_check_are_refused(flags, named, monkeypatch, capsys):
+    """The check stayed off: the update sent ``{"interval": "5s"}`` only (``--no-healthcheck=false`` was
+    skipped with a health flag), merged into ``{"cmd": ["NONE"], "interval": "5s"}``. docker/cli runs the
+    image's HEALTHCHECK with the new settings; p2porch's health spec needs a command: exit 2, naming
+    --health-cmd, nothing sent."""
+    none = Api(health={"cmd": ["NONE"]})
+    monkeypatch.setattr(cli_service, "client_for", lambda args, **kw: none)
+    assert main(["service", "update", "-d", *flags, "web"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"p2porch: error: --health-cmd: {named} given to a service whose health check is off"
+    )
+    assert "give --health-cmd CMD" in err
+    assert none.posted == []
+    body = update_body(none, *flags, "--health-cmd", "true")  # with a command: a check turned on
+    assert body["health"]["cmd"] == ["CMD-SHELL", "true"]
+    assert merge_spec(none.view["spec"], body)["health"]["cmd"] == ["CMD-SHELL", "true"]
+
+
+def test_health_settings_of_a_service_with_its_own_check_are_sent(monkeypatch):
+    """The refusal above is for a check that is off only (a guard: this passes on main too)."""
+    own = Api(health={"cmd": ["CMD-SHELL", "true"]})
+    monkeypatch.setattr(cli_service, "client_for", lambda args, **kw: own)
+    assert update_body(own, "--health-interval", "5s") == {"health": {"interval": "5s"}}
+    assert update_body(own, "--no-healthcheck=false", "--health-retries", "2") == {
+        "health": {"retries": 2},
+        "expected_version": 7,
+    }
+
+
 @pytest.mark.parametrize("other", [["--health-cmd", "true"], ["--health-interval", "5s"]])
 def test_no_healthcheck_with_a_health_flag_is_refused_as_docker_cli(other, api, capsys):
     """docker/cli: ``--no-healthcheck conflicts with --health-* options``; before, the health flags were
