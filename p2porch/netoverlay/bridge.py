@@ -4,8 +4,10 @@ Owns two facts about the one network of ``DockerNetwork``: whether it is wanted 
 needed it, it existed when the daemon started, or the daemon was configured to make it at start) and
 whether the last check found it as planned. A fresh node's network is not made at its join: dockerd's
 bridge rules and store cost ~40-50 ms of CPU per joiner (issue 19), and only containers use it
-(docs/overlay.md, "The Docker network, made on first need"). One engine call at a time: concurrent
-starts wait for the first one's. It never makes a network nobody asked for, and never touches another.
+(docs/overlay.md, "The Docker network, made on first need"); a one-shot warm-up makes it some seconds
+later, once the formation's burst is over (``warm_wait``, ``warm``). One engine call at a time: concurrent
+starts and the warm-up wait for the first one's. It never makes a network nobody asked for (the warm-up
+is asked by the daemon's config), never one after the node left, and never touches another.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from .dockernet import DockerNetwork
 from .plan import BridgeNetworkSpec
 
 
+def warm_wait(after_s: float, elapsed_s: float, *, up: bool) -> float | None:
+    """Seconds the warm-up still waits, ``elapsed_s`` after the node's overlay started, before it makes the
+    network; None for no warm-up (``after_s`` negative: only on first need; the network already up)."""
+    if after_s < 0 or up:
+        return None
+    return max(0.0, after_s - elapsed_s)
+
+
 class LazyBridge:
     """Whether the node's Docker network is wanted and was last found as planned; makes it so."""
 
@@ -29,6 +39,7 @@ class LazyBridge:
         self._blocking = blocking  # runs DockerNetwork's blocking calls (a worker thread)
         self._wanted: bool | None = True if wanted else None  # None: not known (the first check looks)
         self._ok = False  # the last check found it as planned
+        self._left = False  # removed as the node left: no warm-up makes it again
         self._lock = trio.Lock()
 
     @property
@@ -49,6 +60,16 @@ class LazyBridge:
         async with self._lock:
             if self._ok:  # a concurrent caller made it meanwhile
                 return ""
+            return await self._ensure(spec)
+
+    async def warm(self, spec: BridgeNetworkSpec) -> str:
+        """The warm-up: make the network ``spec`` unless a task's start made it meanwhile (or waits on the
+        engine call making it) or the node left; wanted afterwards, so that a failed call (the engine
+        down) is made by the next full pass (the engine back, the resync) and not retried here."""
+        async with self._lock:
+            if self._ok or self._left:
+                return ""
+            self._wanted = True
             return await self._ensure(spec)
 
     async def check(self, spec: BridgeNetworkSpec) -> str:
@@ -78,5 +99,5 @@ class LazyBridge:
     async def remove(self, name: str) -> bool:
         """Remove the network (the node leaves); True if it existed. Not wanted afterwards."""
         async with self._lock:
-            self._wanted, self._ok = False, False
+            self._wanted, self._ok, self._left = False, False, True
             return bool(await self._blocking(self.network.remove, name))
