@@ -185,6 +185,14 @@ def _abs_path_or_empty(value: str) -> str:
     return value
 
 
+def _seconds_or_never(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if value < 0 and value != -1:
+        raise ValueError("must be 0 (at start), a number of seconds, or -1 (never: on first need only)")
+    return value
+
+
 def _abs_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must be an absolute path")
@@ -303,6 +311,9 @@ class OverlayConfig:
     # the node's Docker network (p2porch) made when the overlay starts, for containers attached by hand;
     # default: on the node's first task that needs it (netoverlay/bridge.py)
     bridge_at_start: bool = _opt(False)
+    # ...or made by a one-shot warm-up this long after the overlay started (a formation's joins are over by
+    # then), unless a task made it first: 0 = at start (as bridge_at_start), -1 = never (first need only)
+    bridge_warm_after_s: float = _opt(8.0, _seconds_or_never)
 
 
 @dataclass(frozen=True)

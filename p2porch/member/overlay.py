@@ -1,13 +1,14 @@
 """Member service: this node's VXLAN overlay and Docker network, programmed from leases and live nodes
 (shell). ``overlay_ready`` is set once the VXLAN device, its peers and the iptables rules are in place; the
-Docker network comes on the node's first container (``NodeBridge``, the agent) or with
-``overlay.bridge_at_start``."""
+Docker network comes with a one-shot warm-up ``overlay.bridge_warm_after_s`` after the overlay started
+(``warm_bridge``), on the node's first container if that comes first (``NodeBridge``, the agent), or at
+start with ``overlay.bridge_at_start``."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ import trio
 from ..config import OverlayConfig
 from ..context import ClusterStore, LocalBoard, MemberContext
 from ..errors import ExecutorError, OverlayError
+from ..netoverlay.bridge import warm_wait
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
@@ -30,7 +32,7 @@ from .views import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NodeBridge", "serve_overlay", "wait_for_lease"]
+__all__ = ["NodeBridge", "serve_overlay", "wait_for_lease", "warm_bridge"]
 
 
 async def wait_for_lease(ctx: MemberContext, changes: trio.MemoryReceiveChannel[Any]) -> str:
@@ -62,6 +64,8 @@ async def _run_overlay(
 ) -> None:
     node_id = ctx.local.node_id
     store, board = ctx.store, ctx.board
+    started = trio.current_time()  # the warm-up's delay counts from here (the node's member services start)
+    at_start = section.bridge_at_start or section.bridge_warm_after_s == 0
     async with ctx.state_changes() as changes:
         await wait_for_lease(ctx, changes)
         state = store.snapshot()
@@ -90,15 +94,39 @@ async def _run_overlay(
                     firewall=Firewall(),
                     changes=receive,
                     changed_peers=peers.changed,
-                    bridge_at_start=section.bridge_at_start,
+                    bridge_at_start=at_start,
                 )
             )
             board.overlay = reconciler
             board.overlay_ready.set()
+            if not at_start:
+                nursery.start_soon(
+                    warm_bridge, reconciler, section.bridge_warm_after_s, started, board.engine_answers_again
+                )
             try:
                 await trio.sleep_forever()
             finally:
                 board.overlay = None
+
+
+async def warm_bridge(
+    overlay: OverlayReconciler, after_s: float, started: float, made: Callable[[], None] = lambda: None
+) -> None:
+    """The one-shot warm-up: ``after_s`` seconds after ``started`` (trio time), the node's Docker network
+    made unless a task made it first (``warm_wait``, ``LazyBridge.warm``). An engine that does not answer
+    leaves it wanted: the next full pass makes it (the engine back, the resync), not a retry here. ``made``:
+    called when it made the network (the policy and traffic loops' full pass, as ``NodeBridge``)."""
+    if overlay.bridge is None:
+        return
+    wait = warm_wait(after_s, trio.current_time() - started, up=overlay.bridge.up)
+    if wait is None:
+        return
+    await trio.sleep(wait)
+    try:
+        if await overlay.ensure_bridge(warm=True):
+            made()
+    except OverlayError as exc:
+        log.info("overlay: warm-up of the Docker network failed, made at the next full pass: %s", exc)
 
 
 class PeerView:

@@ -4,8 +4,10 @@ Owns two facts about the one network of ``DockerNetwork``: whether it is wanted 
 needed it, it existed when the daemon started, or the daemon was configured to make it at start) and
 whether the last check found it as planned. A fresh node's network is not made at its join: dockerd's
 bridge rules and store cost ~40-50 ms of CPU per joiner (issue 19), and only containers use it
-(docs/overlay.md, "The Docker network, made on first need"). One engine call at a time: concurrent
-starts wait for the first one's. It never makes a network nobody asked for, and never touches another.
+(docs/overlay.md, "The Docker network, made on first need"); a one-shot warm-up makes it some seconds
+later, once the formation's burst is over (``warm_wait``, ``warm``). One engine call at a time: concurrent
+starts and the warm-up wait for the first one's. It never makes a network nobody asked for (the warm-up
+is asked by the daemon's config), never one after the node left, and never touches another.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from .dockernet import DockerNetwork
 from .plan import BridgeNetworkSpec
 
 
+def warm_wait(after_s: float, elapsed_s: float, *, up: bool) -> float | None:
+    """Seconds the warm-up still waits, ``elapsed_s`` after the node's overlay started, before it makes the
+    network; None for no warm-up (``after_s`` negative: only on first need; the network already up)."""
+    if after_s < 0 or up:
+        return None
+    return max(0.0, after_s - elapsed_s)
+
+
 class LazyBridge:
     """Whether the node's Docker network is wanted and was last found as planned; makes it so."""
 
@@ -31,7 +41,7 @@ class LazyBridge:
         self._wanted: bool | None = True if wanted else None  # None: not known (the first check looks)
         self._ok = False  # the last check found it as planned
         self._suspected = 0  # ``suspect()`` calls: one during a check's engine call keeps ``_ok`` False
-        self._closed = False  # removed (the node left): never made again
+        self._closed = False  # removed (the node left): never made again, by a start or the warm-up
         self._lock = trio.Lock()
 
     @property
@@ -55,6 +65,16 @@ class LazyBridge:
             self._check_open()  # removed while this one waited
             if self._ok:  # a concurrent caller made it meanwhile
                 return ""
+            return await self._ensure(spec)
+
+    async def warm(self, spec: BridgeNetworkSpec) -> str:
+        """The warm-up: make the network ``spec`` unless a task's start made it meanwhile (or waits on the
+        engine call making it) or the node left; wanted afterwards, so that a failed call (the engine
+        down) is made by the next full pass (the engine back, the resync) and not retried here."""
+        async with self._lock:
+            if self._ok or self._closed:
+                return ""
+            self._wanted = True
             return await self._ensure(spec)
 
     async def check(self, spec: BridgeNetworkSpec) -> str:

@@ -251,17 +251,19 @@ class OverlayReconciler:
         self._count_pass(started, ops)
         return ops
 
-    async def ensure_bridge(self) -> bool:
-        """The node's Docker network, made if no check found it yet (a container start on it needs it);
-        at once, without an engine call, once one did. A network it created or recreated has the
-        iptables rules checked against dockerd's chains at once (a full pass: ``resync``); True then
-        (the caller wakes the other owners of rules in those chains: ``NodeBridge``)."""
+    async def ensure_bridge(self, *, warm: bool = False) -> bool:
+        """The node's Docker network, made if no check found it yet (a container start on it needs it;
+        ``warm``: the warm-up, ``LazyBridge.warm``); at once, without an engine call, once one did. A
+        network it created or recreated has the iptables rules checked against dockerd's chains at once
+        (a full pass: ``resync``); True then (the caller wakes the other owners of rules in those chains:
+        ``NodeBridge``, ``warm_bridge``)."""
         if self.bridge is None or self.bridge.up:
             return False
         _, mtu = await self.underlay()
-        changed = await self.bridge.ensure(plan_network(self.local, self.settings, mtu))
+        spec = plan_network(self.local, self.settings, mtu)
+        changed = await (self.bridge.warm(spec) if warm else self.bridge.ensure(spec))
         if changed:
-            log.info("overlay: %s", changed)
+            log.info("overlay: %s%s", changed, " (warm-up)" if warm else "")
             self.counters.host_changes += 1
             self.resync()
         return bool(changed)

@@ -5,7 +5,8 @@ A joiner's overlay comes up (VXLAN device, peers, iptables rules) without ``dock
 dockerd's bridge rules and store were ~40-50 ms of CPU per join. The network comes with the node's
 first task on it; the node's DNS listens on its gateway before that (``IP_FREEBIND``) and answers the
 task's resolver there once the bridge exists; a network deleted by hand comes back for the next task
-(the failed start has it checked again).
+(the failed start has it checked again). The daemons run with the warm-up off
+(``overlay.bridge_warm_after_s = -1``): test_overlay_bridge_warm.py has it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[Sandbox, list[SandboxNode]]]:
-    with formed_cluster("p51j", "10.95.21.0/25", size=2) as formed:
-        yield formed
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("P2PORCH_OVERLAY_BRIDGE_WARM_AFTER_S", "-1")  # on first need only
+        with formed_cluster("p51j", "10.95.21.0/25", size=2) as formed:
+            yield formed
 
 
 def has_network(node: SandboxNode) -> bool:

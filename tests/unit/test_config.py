@@ -50,6 +50,8 @@ def test_precedence_toml_then_env_then_flags():
         ({"env": {"P2PORCH_RAFT_REPLACE_DEAD_VOTER_S": "inf"}}, "raft.replace_dead_voter_s"),
         ({"env": {"P2PORCH_API_SEND_TIMEOUT_S": "0"}}, "api.send_timeout_s"),
         ({"toml_text": "[api]\nsend_timeout_s = -1\n"}, "api.send_timeout_s"),
+        ({"env": {"P2PORCH_OVERLAY_BRIDGE_WARM_AFTER_S": "-2"}}, "overlay.bridge_warm_after_s"),
+        ({"toml_text": "[overlay]\nbridge_warm_after_s = inf\n"}, "overlay.bridge_warm_after_s"),
     ],
 )
 def test_invalid_values_name_the_key(kwargs, field):
@@ -113,3 +115,10 @@ def test_the_stalled_reader_bound_is_its_own_knob():
     assert load_config(toml_text="[api]\nsend_timeout_s = 30\n").api.send_timeout_s == 30.0
     config = load_config(env={"P2PORCH_API_SEND_TIMEOUT_S": "900"})
     assert config.api.send_timeout_s == 900.0 and config.api.request_timeout_s == 60.0
+
+
+def test_the_docker_network_warm_up_is_a_delay_zero_or_never():
+    assert load_config().overlay.bridge_warm_after_s == 8.0
+    for raw, value in (("0", 0.0), ("2.5", 2.5), ("-1", -1.0)):
+        config = load_config(env={"P2PORCH_OVERLAY_BRIDGE_WARM_AFTER_S": raw})
+        assert config.overlay.bridge_warm_after_s == value

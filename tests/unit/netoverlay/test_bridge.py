@@ -1,16 +1,17 @@
 """The node's Docker network made on first need (netoverlay/bridge.py): never at a fresh node's start,
 once for concurrent starts, checked at every full pass once wanted, adopted when a restarted daemon finds
-it, checked again after a start on it failed."""
+it, checked again after a start on it failed; made by the one-shot warm-up unless a start did first."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
 from p2porch.errors import OverlayError
-from p2porch.netoverlay.bridge import LazyBridge
+from p2porch.netoverlay.bridge import LazyBridge, warm_wait
 from p2porch.netoverlay.plan import BridgeNetworkSpec
 
 SPEC = BridgeNetworkSpec(
@@ -158,3 +159,56 @@ async def test_a_start_that_failed_during_a_check_keeps_it_suspect() -> None:
     assert not bridge.up  # not taken for made: the next start asks the engine again
     await bridge.ensure(SPEC)
     assert engine.calls == ["ensure", "ensure"] and bridge.up
+
+
+def test_the_warm_up_waits_what_is_left_of_its_delay_and_not_at_all_when_never_or_made() -> None:
+    assert warm_wait(8.0, 0.0, up=False) == 8.0
+    assert warm_wait(8.0, 3.0, up=False) == 5.0  # the lease took 3 s: 5 s more
+    assert warm_wait(8.0, 9.5, up=False) == 0.0  # late already: at once
+    assert warm_wait(-1.0, 0.0, up=False) is None  # never: on first need only
+    assert warm_wait(8.0, 0.0, up=True) is None  # a task made it first
+
+
+async def test_the_warm_up_makes_it_once_unless_a_start_did_or_the_node_left() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    assert await bridge.warm(SPEC) == "docker network p2porch created (10.241.1.0/24, mtu 1450)"
+    assert bridge.up and bridge.wanted and engine.calls == ["ensure"]
+    assert await bridge.warm(SPEC) == "" and await bridge.ensure(SPEC) == ""
+    assert engine.calls == ["ensure"]
+    assert await bridge.remove("p2porch") is True  # the node left
+    assert await bridge.warm(SPEC) == "" and engine.networks == {} and engine.calls == ["ensure", "remove"]
+
+
+async def test_a_warm_up_during_a_starts_engine_call_waits_for_it_and_asks_nothing() -> None:
+    engine = Engine()
+    bridge = LazyBridge(engine, blocking=in_turn)  # type: ignore[arg-type]
+    results: list[str] = []
+
+    async def call(fn: Any) -> None:
+        results.append(await fn(SPEC))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, bridge.ensure)  # a task's start: its engine call in flight
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(call, bridge.warm)
+    assert engine.calls == ["ensure"] and results == [
+        "docker network p2porch created (10.241.1.0/24, mtu 1450)",
+        "",
+    ]
+
+
+async def test_a_warm_up_the_engine_refused_leaves_it_wanted_for_the_next_full_pass() -> None:
+    engine = Engine()
+    real_ensure = engine.ensure
+
+    def down(spec: BridgeNetworkSpec) -> str:
+        raise OSError("cannot reach the Docker engine")
+
+    engine.ensure = down  # type: ignore[method-assign]
+    bridge = LazyBridge(engine, blocking=inline)  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        await bridge.warm(SPEC)
+    assert not bridge.up and bridge.wanted
+    engine.ensure = real_ensure  # type: ignore[method-assign]
+    assert await bridge.check(SPEC) == "docker network p2porch created (10.241.1.0/24, mtu 1450)"
