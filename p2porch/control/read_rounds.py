@@ -48,7 +48,8 @@ def plan_read(
     if not member or stale_ok:
         return ReadPlan.LOCAL
     if is_leader and voters <= 1:
-        return ReadPlan.CATCH_UP if leader_commit is not None and delivered < leader_commit else ReadPlan.LOCAL
+        behind = leader_commit is not None and delivered < leader_commit
+        return ReadPlan.CATCH_UP if behind else ReadPlan.LOCAL
     return ReadPlan.BARRIER
 
 

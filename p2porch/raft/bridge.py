@@ -228,7 +228,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         """pysyncobj appends its election no-op at the next index (as ``_SyncObj__noopIDx``) after it set
         the state to LEADER: the index is noted first, so another thread that reads LEADER reads it too."""
         self._election_noop = int(self._SyncObj__raftLog[-1][1]) + 1
-        super()._SyncObj__onBecomeLeader()  # type: ignore[misc]
+        super()._SyncObj__onBecomeLeader()
 
     def _role_name(self) -> str:
         return "leader" if self._SyncObj__raftState == _pso._RAFT_STATE.LEADER else "not leader"

@@ -23,8 +23,8 @@ import trio.testing
 from p2porch.clock import TrioClock
 from p2porch.config import RaftConfig, SchedulerConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
-from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader import loop
+from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
 from p2porch.leader.pacing import PacingLimits
 from p2porch.membership.token import new_token

@@ -23,7 +23,9 @@ from p2porch.testing.raftprocs import free_ports
 
 
 @pytest.mark.parametrize("write", [True, False], ids=["write", "read"])
-async def test_the_leaders_write_and_read_wait_for_the_state_of_its_commit_index(tmp_path: Path, write: bool) -> None:
+async def test_the_leaders_write_and_read_wait_for_the_state_of_its_commit_index(
+    tmp_path: Path, write: bool
+) -> None:
     addr = f"127.0.0.1:{free_ports(1)[0]}"
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_raft_store(cfg(tmp_path, addr, [addr])))
