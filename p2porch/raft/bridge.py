@@ -219,9 +219,10 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         leads at this moment, else None (any thread: three reads). Its commit index, but at least its
         election no-op's index: pysyncobj commits only entries of the current term, so a leader elected a
         moment ago has a commit index short of its predecessor's commits until that no-op commits."""
-        noop = self._election_noop  # set before the state says LEADER (_SyncObj__onBecomeLeader)
         if self._SyncObj__raftState != _pso._RAFT_STATE.LEADER:
             return None
+        # read after the state: written before it said LEADER (_SyncObj__onBecomeLeader), so this term's
+        noop = self._election_noop
         return max(int(self._SyncObj__raftCommitIndex), noop)
 
     def _SyncObj__onBecomeLeader(self) -> None:  # noqa: N802 (pysyncobj's name)
