@@ -81,19 +81,25 @@ class ReadBarrier:
         store = self.store_of()
         if store is None:
             return
-        leader_commit: int | None = None
-        if write:  # the role read live: a cached status may still say "leader" after this node stepped down
-            leader_commit = store.leader_commit_now()
-            plan = plan_write(member=True, leader_commit=leader_commit, delivered=store.applied.delivered)
+        # the role read live: a cached status may still say "leader" after this node stepped down
+        leader_commit = store.leader_commit_now()
+        delivered = store.applied.delivered
+        if write:
+            plan = plan_write(member=True, leader_commit=leader_commit, delivered=delivered)
         else:
             status = store.status()
             plan = plan_read(
-                member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=len(status.voters)
+                member=True,
+                stale_ok=stale_ok,
+                is_leader=status.is_leader,
+                voters=len(status.voters),
+                leader_commit=leader_commit,
+                delivered=delivered,
             )
         if plan is ReadPlan.LOCAL:
             return
         if plan is ReadPlan.CATCH_UP and leader_commit is not None:
-            await self._catch_up(store, leader_commit)
+            await self._catch_up(store, leader_commit, write)
             return
         started = time.monotonic()
         deadline = started + self.bound_s(store)
@@ -122,13 +128,14 @@ class ReadBarrier:
                 field="consistency",
             )
 
-    async def _catch_up(self, store: RaftStore, commit: int) -> None:
-        """The leader's write: wait until the state served holds ``commit`` (its apply was cut short)."""
+    async def _catch_up(self, store: RaftStore, commit: int, write: bool) -> None:
+        """The leader's write (a sole voter's read): wait until the state served holds ``commit`` (its
+        apply was cut short, or its election no-op is not committed yet)."""
         started = time.monotonic()
         if not await store.applied.wait_for(commit, self.bound_s(store)):
             why = f"this leader's state did not reach its commit index {commit}"
             raise StaleReadRefused(
-                refusal(why, store.status().leader, time.monotonic() - started, write=True),
+                refusal(why, store.status().leader, time.monotonic() - started, write=write),
                 field="consistency",
             )
 

@@ -26,17 +26,30 @@ __all__ = ["ReadPlan", "ReadRounds", "plan_read", "plan_write", "refusal"]
 class ReadPlan(StrEnum):
     LOCAL = "local"  # answer from this node's applied state as it is
     BARRIER = "barrier"  # wait for a round first
-    CATCH_UP = "catch_up"  # (the leader's writes) wait until the state served holds its commit index
+    CATCH_UP = "catch_up"  # (the leader's writes, a sole voter's reads) wait until the state served holds
+    # its commit index
 
 
-def plan_read(*, member: bool, stale_ok: bool, is_leader: bool, voters: int) -> ReadPlan:
+def plan_read(
+    *,
+    member: bool,
+    stale_ok: bool,
+    is_leader: bool,
+    voters: int,
+    leader_commit: int | None = None,
+    delivered: int = 0,
+) -> ReadPlan:
     """A read's plan from this node's standing: a node in no cluster has nothing to wait for, a caller
     that asked for this node's own copy (``stale``) gets it, and the leader that is the only voter holds
-    every committed write (no other node can lead or commit); every other read waits for a round."""
+    every committed write (no other node can lead or commit), but may not serve it yet: as a write through
+    the leader (``plan_write``, ``leader_commit`` and ``delivered`` as there) it waits locally until its
+    state holds ``leader_commit`` (a replica may already have applied a commit the leader's apply left for
+    its next tick). Every other read waits for a round."""
     if not member or stale_ok:
         return ReadPlan.LOCAL
     if is_leader and voters <= 1:
-        return ReadPlan.LOCAL
+        behind = leader_commit is not None and delivered < leader_commit
+        return ReadPlan.CATCH_UP if behind else ReadPlan.LOCAL
     return ReadPlan.BARRIER
 
 
@@ -48,8 +61,9 @@ def plan_write(*, member: bool, leader_commit: int | None, delivered: int) -> Re
     ``BoundedApply`` leaves entries for the next tick when a tick's apply runs over budget, while a
     follower already learned commit N. So the leader looks its record up at once only when the trio
     side serves the state of that commit index, and otherwise waits locally (``CATCH_UP``) until it
-    does: no new entry. What stays open is short: a leader elected a moment ago until its first entry
-    commits, one cut off from its voters until it steps down (docs/raft.md "Writes")."""
+    does: no new entry. A leader elected a moment ago names its election no-op's index until that commits
+    (``RaftBridge.leader_commit_now``), so it waits for its predecessor's commits too. What stays open is
+    short: a leader cut off from its voters until it steps down (docs/raft.md "Writes")."""
     if not member:
         return ReadPlan.LOCAL
     if leader_commit is None:

@@ -99,15 +99,16 @@ async def _run_scheduler(
     outages = EngineOutages()  # engine outages timed on this leader's monotonic clock (engine_outage.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
-    wake_at: float | None = None
-    quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
+    wake_by: float | None = None  # monotonic (clock.monotonic): a wall clock step moves no wake-up
+    quiet = False  # the last round planned nothing: commits, gossip changes and wake_by wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see round_pause.py)
     async with ctx.state_changes() as changes:
         while True:
             # a follower sleeps until it leads (then plans at once); a leader waits for work
             if not await until_leading(store, changes):
                 check_s = LEADER_QUIET_CHECK_S if quiet else LEADER_IDLE_CHECK_S
-                timeout = check_s if wake_at is None else min(check_s, max(0.0, wake_at - clock.now()))
+                left = math.inf if wake_by is None else max(0.0, wake_by - clock.monotonic())
+                timeout = min(check_s, left)
                 with trio.move_on_after(timeout):
                     await wait_any(changes.receive, board.membership_changed.wait)
                     await trio.sleep(LEADER_DEBOUNCE_S)
@@ -118,14 +119,14 @@ async def _run_scheduler(
             drain(changes)
             epoch = await claim_epoch(ctx)  # None: not (or no longer) the leader
             if epoch is None:
-                wake_at = None
+                wake_by = None
                 planner.reset()  # another leader wrote meanwhile: the next round plans everything
                 continue
             round_started = trio.current_time()
             state = store.snapshot()
             if await sync_node_statuses(ctx, state, epoch, unseen, holds):
                 continue  # the status writes change the state: plan on the new one
-            now = clock.now()
+            now, mono = clock.now(), clock.monotonic()  # the round's wall time and monotonic time
             cron = plan_cron(state, now)
             if cron.decisions:
                 await apply_cron_decisions(ctx, cron.decisions, epoch)
@@ -145,7 +146,7 @@ async def _run_scheduler(
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()
-                wake_at = None
+                wake_by = None
                 continue
             took = trio.current_time() - planned_at
             paced_until = (
@@ -155,8 +156,11 @@ async def _run_scheduler(
             wake_at = min(
                 (w for w in (plan.wake_at, cron.wake_at, holds.wake_at) if w is not None), default=None
             )
+            # the wall wake-up as a monotonic deadline now: a wall step while the round writes or the loop
+            # waits (a replacement's engine-outage grace runs on the monotonic clock) delays nothing
+            wake_by = None if wake_at is None else mono + (wake_at - now)
             if planner.sweeping:  # a first round left settled services to the next rounds: plan again
-                wake_at = now  # at once, after the pause if any (paced_until)
+                wake_by = mono  # at once, after the pause if any (paced_until)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures, epoch)
                 continue  # the service changed: plan again on the new spec
@@ -177,9 +181,9 @@ async def _run_scheduler(
                     ctx.metrics.scheduler_placements.inc(placed)
                     ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
                 else:
-                    wake_at = None  # deposed: the next turn finds out whether it leads again
+                    wake_by = None  # deposed: the next turn finds out whether it leads again
             except ConflictError:
-                wake_at = clock.now()  # the state moved under us: plan again at once
+                wake_by = clock.monotonic()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
                 commits.append(ctx.commit_timeout_s)  # at least that long: pressure
                 log.warning("scheduling round not committed: %s", exc.message)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -81,7 +80,6 @@ async def serve_agent(
     engine = EngineReporter(ctx)
     listens = ListenWait(listen_max_s, lambda outcome: ctx.metrics.listen_waits.labels(outcome).inc())
     local = engine_is_local(docker_host or os.environ.get("DOCKER_HOST", ""))
-    runs = itertools.count()  # an agent after the first: the one before failed (its engine away, often)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine.run)
         await supervise(
@@ -97,7 +95,7 @@ async def serve_agent(
                 connections if local else None,
                 listens if local and listen_max_s > 0 else None,
                 engine.seen,
-                runs,
+                lambda: engine.watch.failing_since is not None,
             ),
             max_delay_s=AGENT_MAX_RETRY_S,
         )
@@ -166,12 +164,14 @@ async def _run_agent(
     connections: ConnectionDrain | None,
     listens: ListenWait | None,
     engine_seen: EngineSeen,
-    runs: Iterator[int] | None = None,
+    engine_away: Callable[[], bool] = lambda: False,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
-    # a dockerd that stops removes its socket: the agent fails and is run again once the engine answers,
-    # with no subscription of its own that ended; the engine was away all the same (engine_back)
-    engine_was_away = runs is not None and next(runs) > 0
+    # a dockerd that stops removes its socket: the agent fails (its open tells engine_seen) and is run again
+    # once the engine answers, with no subscription of its own that ended; the engine was away all the same
+    # (engine_back). An agent that failed for another reason is no engine back: the engine watch decides,
+    # not the restart count (every ~6 s of supervise's back-off would be full resyncs every ~6 s)
+    engine_was_away = engine_away()
     store = ctx.store
     try:
         executor = await open_docker_executor(docker_host)

@@ -82,6 +82,7 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
                 log.info("network policy: the docker engine answers again, checking the kernel's rules")
                 next_resync = -math.inf
                 burst += drained(changes)  # a burst cut short: the snapshot read next holds these too
+                debounce.first = debounce.last = None  # taken with it: the next burst is debounced anew
 
 
 async def next_burst(

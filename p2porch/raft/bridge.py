@@ -159,6 +159,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             beat_s=conf.appendEntriesPeriod,
         )
         self._pre_vote_retry_s = 2 * conf.appendEntriesPeriod
+        self._election_noop = 0  # the index of this node's latest election no-op (leader_commit_now)
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
         install_frames_only()  # no PBKDF2 for pysyncobj's unused Fernet (transport_guard.py)
@@ -214,10 +215,21 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             self._tick_watch.start()
 
     def leader_commit_now(self) -> int | None:
-        """The commit index while this node leads at this moment, else None (any thread: two reads)."""
+        """The index this node's state must reach before a write through it may read its copy, while it
+        leads at this moment, else None (any thread: three reads). Its commit index, but at least its
+        election no-op's index: pysyncobj commits only entries of the current term, so a leader elected a
+        moment ago has a commit index short of its predecessor's commits until that no-op commits."""
         if self._SyncObj__raftState != _pso._RAFT_STATE.LEADER:
             return None
-        return int(self._SyncObj__raftCommitIndex)
+        # read after the state: written before it said LEADER (_SyncObj__onBecomeLeader), so this term's
+        noop = self._election_noop
+        return max(int(self._SyncObj__raftCommitIndex), noop)
+
+    def _SyncObj__onBecomeLeader(self) -> None:  # noqa: N802 (pysyncobj's name)
+        """pysyncobj appends its election no-op at the next index (as ``_SyncObj__noopIDx``) after it set
+        the state to LEADER: the index is noted first, so another thread that reads LEADER reads it too."""
+        self._election_noop = int(self._SyncObj__raftLog[-1][1]) + 1
+        super()._SyncObj__onBecomeLeader()
 
     def _role_name(self) -> str:
         return "leader" if self._SyncObj__raftState == _pso._RAFT_STATE.LEADER else "not leader"

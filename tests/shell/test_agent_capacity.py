@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -164,4 +165,44 @@ async def test_the_engine_back_reads_its_version_again(
         backs[0]()
         await trio.sleep(1)
         assert published == [("28.2.2", "x86_64"), ("29.0.1", "x86_64")]
+        nursery.cancel_scope.cancel()
+
+
+async def test_only_an_engine_away_makes_the_next_agent_run_an_engine_back(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve_agent`` runs the agent again after it failed: a failure of its own (not the engine's) is no
+    engine back (full overlay, ingress/VIP and policy passes every ~6 s of back-off), while an engine whose
+    open failed (dockerd stopped: its socket gone) makes the next run's first subscription tell it."""
+    engine = Engine(info_failures=0)
+    _, ctx = await _member(engine, monkeypatch, [])
+    ctx.board.health = {}
+    opens = [True, True, True]
+    was_away: list[bool] = []
+
+    async def opened(docker_host: Any) -> Engine:
+        if not opens.pop(0):
+            raise ExecutorError("cannot reach the docker engine: no such file or directory")
+        return engine
+
+    async def agent_loop(*args: Any, engine_was_away: bool, task_status: Any, **kwargs: Any) -> None:
+        was_away.append(engine_was_away)
+        task_status.started()
+        if len(was_away) < 3:
+            raise RuntimeError("a bug of the agent's own")
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(member_agent, "open_docker_executor", opened)
+    monkeypatch.setattr(member_agent, "run_agent", agent_loop)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(member_agent.serve_agent, ctx, docker_host=""))  # type: ignore[arg-type]
+        await trio.sleep(30)
+        assert was_away == [False, False, False]  # two failures of its own: no engine back
+        nursery.cancel_scope.cancel()
+    was_away.clear()
+    opens[:] = [False, True]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(member_agent.serve_agent, ctx, docker_host=""))  # type: ignore[arg-type]
+        await trio.sleep(30)
+        assert was_away == [True]  # the engine's open failed: the run after it is an engine back
         nursery.cancel_scope.cancel()

@@ -23,6 +23,7 @@ import trio.testing
 from p2porch.clock import TrioClock
 from p2porch.config import RaftConfig, SchedulerConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.leader import loop
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
 from p2porch.leader.pacing import PacingLimits
@@ -510,3 +511,53 @@ async def test_a_late_tick_far_from_a_widened_window_does_not_bound_the_round(au
         seen = await placements_per_commit(store, 200)
         nursery.cancel_scope.cancel()
     assert [n for _, n in seen] == [200]
+
+
+@dataclass
+class SteppedClock:
+    """TrioClock whose wall time the test steps back by ``back_s``; monotonic time is trio's."""
+
+    epoch: float = EPOCH
+    back_s: float = 0.0
+
+    def now(self) -> float:
+        return self.epoch + trio.current_time() - self.back_s
+
+    def monotonic(self) -> float:
+        return trio.current_time()
+
+
+async def test_a_wall_step_back_mid_round_delays_no_engine_outage_replacement(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine-outage grace runs on the leader's monotonic clock (engine_outage.py); the loop's wake-up
+    for its end must too: a wall clock stepped back 8 s while the round that saw the outage ran made the
+    loop (quiet: nothing to place until then) wait its 10 s safety net instead of the 4 s left."""
+    clock = SteppedClock()
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
+    await cluster(store, [node("n1"), node("n2")], clock)  # type: ignore[arg-type]
+    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": 2})
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
+    ctx = context(store, FakeGossip({"n1": "alive", "n2": "alive"}), clock)  # type: ignore[arg-type]
+    stepped_at: list[float] = []
+    report_skipped = loop.report_skipped
+
+    def step_during_the_round(state: ClusterState, *args: Any) -> None:  # after its planning, before its wait
+        report_skipped(state, *args)
+        if state.nodes["n2"].engine_down_at and not stepped_at:  # the first round that saw the outage
+            stepped_at.append(trio.current_time())
+            clock.back_s = 8.0
+
+    monkeypatch.setattr(loop, "report_skipped", step_during_the_round)
+    config = SchedulerConfig(engine_down_grace_s=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_scheduler, ctx, config, rng=random.Random(7)))
+        await wait_for(store, lambda s: sorted(live_tasks(s).values()) == ["n1", "n2"])
+        await trio.sleep(30)  # the loop is quiet
+        outage = C.UpdateNode(at=clock.now(), node_id="n2", engine_down_at=clock.now(), engine_error="gone")
+        await store.write(outage.encode())
+        replaced_at = await wait_for(store, lambda s: sorted(live_tasks(s).values()) == ["n1", "n1"])
+        # 5 s of grace, the agent's 1 s of confirmation credited: 4 s after that round (on main: 10 s, the
+        # quiet loop's safety net, since its wait measured the 4 s on the stepped wall clock: 12 s)
+        assert stepped_at and replaced_at - stepped_at[0] <= 4.0 + 2 * LEADER_DEBOUNCE_S
+        nursery.cancel_scope.cancel()

@@ -2,7 +2,8 @@
 state (control/read_barrier.py, ``read_rounds.plan_write``; a real one-voter store on loopback, real
 pysyncobj). ``BoundedApply`` leaves committed entries for the next tick; here the bridge's apply is held
 back outright, so the entry stays committed and unapplied for as long as the test wants. On main the
-leader's write was planned LOCAL and its handler ran against the older state at once."""
+leader's write was planned LOCAL and its handler ran against the older state at once; a read through the
+sole voter too (a replica may have applied that commit already)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from test_raft_forced_dump import cfg  # a voter's store config on loopback, short timeouts
 
@@ -20,7 +22,10 @@ from p2porch.raft.store import open_raft_store
 from p2porch.testing.raftprocs import free_ports
 
 
-async def test_the_leaders_write_waits_for_the_state_of_its_commit_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("write", [True, False], ids=["write", "read"])
+async def test_the_leaders_write_and_read_wait_for_the_state_of_its_commit_index(
+    tmp_path: Path, write: bool
+) -> None:
     addr = f"127.0.0.1:{free_ports(1)[0]}"
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_raft_store(cfg(tmp_path, addr, [addr])))
@@ -42,7 +47,7 @@ async def test_the_leaders_write_waits_for_the_state_of_its_commit_index(tmp_pat
             await store.write(C.Noop(at=time.time(), tag="acknowledged elsewhere").encode(), timeout_s=10)
 
         async def write_through_leader() -> None:
-            await barrier.wait(write=True)
+            await barrier.wait(write=write)
             served.append(store.applied.delivered)  # what the handler would look its record up in
 
         async with trio.open_nursery() as nursery:

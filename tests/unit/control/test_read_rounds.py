@@ -23,6 +23,17 @@ def test_which_reads_wait(member: bool, stale_ok: bool, is_leader: bool, voters:
     assert plan_read(member=member, stale_ok=stale_ok, is_leader=is_leader, voters=voters) is plan
 
 
+def test_the_sole_voters_read_waits_for_the_state_of_its_commit_index() -> None:
+    """A replica of a one-voter cluster may apply commit N before the leader's apply reaches it: a read
+    through the leader after one through the replica must not see an older state."""
+    sole = dict(member=True, stale_ok=False, is_leader=True, voters=1)
+    assert plan_read(**sole, leader_commit=12, delivered=9) is ReadPlan.CATCH_UP  # type: ignore[arg-type]
+    assert plan_read(**sole, leader_commit=12, delivered=12) is ReadPlan.LOCAL  # type: ignore[arg-type]
+    assert plan_read(**sole, leader_commit=None, delivered=9) is ReadPlan.LOCAL  # type: ignore[arg-type]
+    assert plan_read(**sole | {"stale_ok": True}, leader_commit=12, delivered=9) is ReadPlan.LOCAL  # type: ignore[arg-type]
+    assert plan_read(**sole | {"voters": 3}, leader_commit=12, delivered=9) is ReadPlan.BARRIER  # type: ignore[arg-type]
+
+
 def test_a_read_never_joins_a_round_that_started_before_it() -> None:
     rounds = ReadRounds()
     first = rounds.needed()
