@@ -7,7 +7,7 @@ The FSM handlers are in ``fsm_secrets.py``; the dispatch table in ``commands.py`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..model.payload_template import check_driver
@@ -22,9 +22,11 @@ MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
 class PutSecret(Command):
     """Create a secret/config (``secret_version`` 1) or add its next version; ``sealed`` is ciphertext
     only, sealed under the secrets key of cluster key epoch ``key_epoch``. ``template_driver`` ("" or
-    ``golang``) is the object's at its creation; a new version must name the same one."""
+    ``golang``) is the object's at its creation; a new version must name the same one. ``defer_roll``
+    (body version 2; version 1 is the same write without it) records the version as ``roll_pending``."""
 
     TAG = "put_secret"
+    VERSION = 2
     kind: str
     name: str
     object_id: str
@@ -35,6 +37,15 @@ class PutSecret(Command):
     labels: Mapping[str, str] = field(default_factory=dict)
     key_epoch: int = 0
     template_driver: str = ""
+    defer_roll: bool = False  # a stack deploy's: the record keeps ``roll_pending`` until RollDone
+
+    def body_version(self) -> int:
+        return self.VERSION if self.defer_roll else 1
+
+    def older_body(self, version: int) -> Command | None:
+        """Version 1: the same version without the marker (a deploy that stops early then leaves its
+        users unrolled until the next ``secret update``, as before the marker)."""
+        return replace(self, defer_roll=False) if version >= 1 and self.defer_roll else None
 
     def body(self) -> dict[str, Any]:
         out = {
@@ -50,6 +61,8 @@ class PutSecret(Command):
         }
         if self.template_driver:  # absent when none: a command of an older node decodes the same
             out["template_driver"] = self.template_driver
+        if self.defer_roll:  # absent when false, as template_driver
+            out["defer_roll"] = True
         return out
 
     @classmethod
@@ -71,8 +84,31 @@ class PutSecret(Command):
             labels=F.labels(b.get("labels") or {}, "labels"),
             key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
             template_driver=check_driver(b.get("template_driver"), "template_driver"),
+            defer_roll=b.get("defer_roll") is True,
             **common,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollDone(Command):
+    """The users of version ``secret_version`` of a secret/config were rolled (a stack deploy's
+    ``roll_to``): the record's ``roll_pending`` is cleared when it names that version."""
+
+    TAG = "roll_done"
+    kind: str
+    name: str
+    secret_version: int
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "secret_version": self.secret_version}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RollDone:
+        kind = F.get(b, "kind", str)
+        if kind not in SECRET_KINDS:
+            raise F.invalid("kind must be secret or config", "kind")
+        number = F.get(b, "secret_version", int)
+        return cls(kind=kind, name=F.get(b, "name", str), secret_version=number, **common)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -83,7 +83,7 @@ def test_a_service_a_new_config_version_rolls_is_updated_and_waited_for(
     api = Api(changed=True)
     waited = deploy(tmp_path, api, monkeypatch)
     out, err = capsys.readouterr()
-    assert "updated config shop-conf (version 2; rolling shop-web)" in err
+    assert "updated config shop-conf (version 2; to roll: shop-web)" in err
     assert out.splitlines() == ["updated    shop-web", "unchanged  shop-db", "stack shop deployed"]
     assert waited == ["shop-web"]
     assert [path for path, _ in api.posts] == [  # the version, the services' deploy, then the others
