@@ -154,7 +154,11 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = _post_update(args, client, changes)
     emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service update` prints
-    if service.get("changed") == []:  # nothing written: nothing to wait for
+    if service.get("already"):  # a resend whose first send committed: its rollout is waited for
+        print(
+            f"{service['name']}: the update was already written (its first send committed)", file=sys.stderr
+        )
+    elif service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK
     if "execution" in service.get("changed", ()) and service.get("job"):  # a job run again: not waited for
