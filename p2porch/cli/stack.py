@@ -78,8 +78,9 @@ def deploy_body(definition: StackDefinition, services: Any, prune: bool, follow:
         "networks": [n.to_dict() for n in definition.networks],
         "prune": prune,
     }
-    if follow:  # an optional key: a deploy without a new object version sends what it sent before
-        body["follow"] = [{"kind": r.kind, "name": r.name} for r in follow]
+    own = [{"kind": r.kind, "name": r.name} for r in follow if r.own]  # the daemon follows no other
+    if own:  # an optional key: a deploy without a new object version sends what it sent before
+        body["follow"] = own
     return body
 
 

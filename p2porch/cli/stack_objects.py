@@ -59,6 +59,7 @@ class Rolled:
     kind: str
     name: str
     version: int
+    own: bool = True  # labelled with this stack: followed in the services' update (else rolled after)
 
 
 def deploy_objects(
@@ -75,13 +76,16 @@ def deploy_objects(
     # --secret nosuch`; it was exit 2), nothing written yet
     actions = object_actions([object_ref(obj) for obj, _ in values], existing)
     _check_drivers_kept([obj for obj, _ in values], actions, listed)
+    owned = {
+        (kind, o["name"]) for kind, rows in listed.items() for o in rows if _stack_of(o) == definition.name
+    }
     lines: list[str] = []
     created: list[tuple[str, str]] = []
     rolled: list[Rolled] = []
     try:
         for (obj, data), (_, action) in zip(values, actions, strict=True):
             if data is not None:
-                _deploy_object(client, definition, obj, data, action, (lines, created, rolled))
+                _deploy_object(client, definition, obj, data, (action, owned), (lines, created, rolled))
     except BaseException:  # a later object failed (or Ctrl-C): the versions written still roll
         roll_rest(client, rolled)
         raise
@@ -93,13 +97,14 @@ def _deploy_object(
     definition: StackDefinition,
     obj: StackObject,
     data: bytes,
-    action: str,
+    plan: tuple[str, set[tuple[str, str]]],
     out: tuple[list[str], list[tuple[str, str]], list[Rolled]],
 ) -> None:
     """Create or update one stack object, adding to ``out`` (lines, created, rolled) as
     :func:`deploy_objects` returns them. An unchanged object whose last version a deploy cut short left
     unrolled (``roll_pending``) is rolled by this one."""
-    lines, created, rolled = out
+    (action, owned), (lines, created, rolled) = plan, out
+    own = (obj.kind, obj.name) in owned  # one of this stack's (the daemon follows no other)
     encoded = base64.b64encode(data).decode()
     if action == EXISTS:
         body = {
@@ -113,20 +118,25 @@ def _deploy_object(
             users = result.get("services") or []  # its users: those not pinned to a version follow it
             to_roll = f"; to roll: {', '.join(users)}" if users else ""
             lines.append(f"updated {obj.kind} {obj.name} (version {result['version']}{to_roll})")
-            rolled.append(Rolled(obj.kind, obj.name, int(result["version"])))
+            rolled.append(Rolled(obj.kind, obj.name, int(result["version"]), own))
         elif result.get("roll_pending"):
             pending = int(result["roll_pending"])
             lines.append(
                 f"{obj.kind} {obj.name}: version {pending} is not rolled yet (a deploy was cut short): "
                 "its users roll"
             )
-            rolled.append(Rolled(obj.kind, obj.name, pending))
+            rolled.append(Rolled(obj.kind, obj.name, pending, own))
     else:
         labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
         body = {"name": obj.name, "data": encoded, "labels": labels, "template_driver": obj.template_driver}
         client.post(f"/objects/{obj.kind}", body)
         lines.append(f"created {obj.kind} {obj.name}")
         created.append((obj.kind, obj.name))
+
+
+def _stack_of(row: dict[str, Any]) -> str | None:
+    labels = row.get("labels") or {}
+    return labels.get(STACK_LABEL) if isinstance(labels, dict) else None
 
 
 def _check_drivers_kept(

@@ -376,3 +376,31 @@ def test_roll_to_with_data_is_refused(api: AppClient) -> None:
     with pytest.raises(ConfigError) as refused:
         api.post("/objects/config/c/update", {"data": "djI=", "roll_to": 1})
     assert refused.value.field == "roll_to" and api.get("/objects/config/c")["version"] == 1
+
+
+def test_follow_names_only_existing_objects_of_the_stack(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+    post = api.post
+    monkeypatch.setattr(api, "post", lambda path, body=None: sent.append(body) or post(path, body))
+    assert deploy(tmp_path) == 0
+    body = next(b for b in sent if b and "services" in b)  # the deploy body the CLI sent
+    api.post("/objects/config", {"name": "shared", "data": "djE="})
+    for name in ["shared", "missing"]:
+        follow = [{"kind": "config", "name": "shop-conf"}, {"kind": "config", "name": name}]
+        with pytest.raises(ConfigError) as refused:  # main: taken
+            api.post("/stacks/shop", {**body, "follow": follow})
+        assert refused.value.field == "follow[1]" and "not an object of stack shop" in refused.value.message
+
+
+def test_an_object_of_another_origin_the_deploy_updates_is_rolled_after_not_followed(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An object of the stack's name made outside it (no stack label): its new version still reaches the
+    stack's services, by the roll after the deploy (the daemon follows only the stack's own)."""
+    api.post("/objects/config", {"name": "shop-conf", "data": "djE="})
+    assert deploy(tmp_path) == 0
+    assert deploy(tmp_path, conf="v2\n") == 0
+    assert refs(api, "shop-web", "configs") == [3]  # created as v1, the first deploy's value, then v2
+    assert "rolled shop-web (outside the deploy)" in capsys.readouterr().err
