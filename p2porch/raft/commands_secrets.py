@@ -18,6 +18,14 @@ SECRET_KINDS = ("secret", "config")
 MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
 
 
+def secret_kind(b: Mapping[str, Any]) -> str:
+    """``kind`` of a body: secret or config."""
+    kind = F.get(b, "kind", str)
+    if kind not in SECRET_KINDS:
+        raise F.invalid("kind must be secret or config", "kind")
+    return kind
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PutSecret(Command):
     """Create a secret/config (``secret_version`` 1) or add its next version; ``sealed`` is ciphertext
@@ -67,9 +75,7 @@ class PutSecret(Command):
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> PutSecret:
-        kind = F.get(b, "kind", str)
-        if kind not in SECRET_KINDS:
-            raise F.invalid("kind must be secret or config", "kind")
+        kind = secret_kind(b)
         sealed = F.get(b, "sealed", bytes)
         if not sealed or len(sealed) > MAX_SEALED_BYTES:
             raise F.invalid("sealed value is empty or too large", "sealed")
@@ -104,9 +110,7 @@ class RollDone(Command):
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RollDone:
-        kind = F.get(b, "kind", str)
-        if kind not in SECRET_KINDS:
-            raise F.invalid("kind must be secret or config", "kind")
+        kind = secret_kind(b)
         number = F.get(b, "secret_version", int)
         return cls(kind=kind, name=F.get(b, "name", str), secret_version=number, **common)
 
@@ -157,9 +161,7 @@ class ResealSecret(Command):
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> ResealSecret:
-        kind = F.get(b, "kind", str)
-        if kind not in SECRET_KINDS:
-            raise F.invalid("kind must be secret or config", "kind")
+        kind = secret_kind(b)
         items = F.get(b, "versions", list)
         if not items:
             raise F.invalid("versions must not be empty", "versions")
