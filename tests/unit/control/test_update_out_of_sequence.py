@@ -345,3 +345,20 @@ def test_the_cli_waits_for_an_update_its_resend_found_already_written(
     assert "web: the update was already written (its first send committed)" in err
     assert "nothing changed" not in err  # main: "nothing changed (no rollback point recorded)", no wait
     assert [(w.name, w.version) for w in waited] == [("web", 9)]
+
+
+async def test_an_update_is_merged_into_a_secret_roll_made_meanwhile(manager: OtherWriterFirst) -> None:
+    """The roll of a new secret version (its unpinned references moved) committed between this update's
+    read and its write: merged into it (main: refused), the service keeping the new version."""
+    secrets = SecretOps(manager, lambda: (0, b"k" * 32))  # type: ignore[arg-type]
+    await secrets.create("secret", {"name": "s1", "data": "djE="})
+    ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
+    await ops.create({**SPEC, "secrets": ["s1"]})
+    await secrets.update("secret", "s1", {"data": "djI=", "defer_roll": True})  # version 2, not rolled
+    web = ops.find("web")
+    rolled = tuple(dataclasses.replace(r, version=2) for r in web.spec.secrets)
+    spec = dataclasses.replace(web.spec, secrets=rolled)
+    manager.other_command = C.UpdateService.of(web, at=2.0, spec=spec, previous_spec=web.spec)
+    answer = await ops.update("web", {"image": "p2porch/busybox:2"})
+    after = ops.find("web").spec
+    assert answer["changed"] == ["image"] and [r.version for r in after.secrets] == [2]
