@@ -94,24 +94,35 @@ class NotLeaderError(RaftError):
 
 class ProposalTimeout(RaftError):
     """A proposal was not committed in time; it may or may not commit later. ``base_spec``: for a service
-    update, the digest of the spec it was computed against, which a retry sends (model/update_sequence.py)."""
+    update, the digest of the spec it was computed against, and ``base_previous`` of the rollback point
+    it read, which a retry sends (model/update_sequence.py)."""
 
     http_status = 504
 
-    def __init__(self, message: str, *, field: str | None = None, base_spec: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        base_spec: str | None = None,
+        base_previous: str | None = None,
+    ) -> None:
         super().__init__(message, field=field)
         self.base_spec = base_spec
+        self.base_previous = base_previous
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), **({"base_spec": self.base_spec} if self.base_spec else {})}
+        bases = {"base_spec": self.base_spec, "base_previous": self.base_previous}
+        return {**super().to_dict(), **{k: v for k, v in bases.items() if v}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProposalTimeout:
-        field, base = data.get("field"), data.get("base_spec")
+        field, base, previous = data.get("field"), data.get("base_spec"), data.get("base_previous")
         return cls(
             _message(data),
             field=field if isinstance(field, str) else None,
             base_spec=base if isinstance(base, str) else None,
+            base_previous=previous if isinstance(previous, str) else None,
         )
 
 

@@ -158,7 +158,11 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service update` prints
     for warning in service.get("ignored", ()):  # a -rm of an object it does not use, as Docker ignores it
         print(f"warning: {warning}", file=sys.stderr)
-    if service.get("changed") == []:  # nothing written: nothing to wait for
+    if service.get("already"):  # a resend whose first send committed: its rollout is waited for
+        print(
+            f"{service['name']}: the update was already written (its first send committed)", file=sys.stderr
+        )
+    elif service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK
     if "execution" in service.get("changed", ()) and service.get("job"):  # a job run again: not waited for

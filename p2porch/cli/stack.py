@@ -10,7 +10,6 @@ between waves (``p2porch.stack.rollout``). The daemon never sees YAML (``p2porch
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
 import sys
@@ -20,18 +19,14 @@ from typing import Any
 from ..errors import NOTHING_IN_STACK, ConfigError, NotFoundError, P2POrchError, StaleReadRefused
 from ..model.jobspec import is_job_mode
 from ..stack import ComposeError, StackDefinition, check_stack_name
-from ..stack.compose import StackObject
-from ..stack.names import STACK_LABEL
-from ..stack.object_plan import EXISTS, ObjectRef, object_actions
 from ..stack.rollout import dependency_failed, dependency_ready, deploy_waves
 from ..stack.source import stack_source
-from ..vault import MAX_VALUE_BYTES, validate_value
 from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
-from .localfiles import read_flag_bytes
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, emit_tasks
 from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
+from .stack_objects import Rolled, deploy_objects, object_ref, object_values, roll_rest, undo_created_objects
 from .stack_rm import cmd_stack_rm
 from .util import (
     EXIT_OK,
@@ -82,8 +77,9 @@ def deploy_body(definition: StackDefinition, services: Any, prune: bool, follow:
         "networks": [n.to_dict() for n in definition.networks],
         "prune": prune,
     }
-    if follow:  # an optional key: a deploy without a new object version sends what it sent before
-        body["follow"] = [{"kind": r.kind, "name": r.name} for r in follow]
+    own = [{"kind": r.kind, "name": r.name} for r in follow if r.own]  # the daemon follows no other
+    if own:  # an optional key: a deploy without a new object version sends what it sent before
+        body["follow"] = own
     return body
 
 
@@ -150,148 +146,6 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
         time.sleep(WAIT_POLL_S)
 
 
-def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes | None]]:
-    """Every secret/config value the stack brings, read on this machine (None for external ones); an
-    unreadable file, unset variable or over-size value exits 2 before anything is written."""
-    out: list[tuple[StackObject, bytes | None]] = []
-    for obj in definition.objects:
-        where = f"{obj.kind}s.{obj.key}"
-        if obj.source == "external":
-            out.append((obj, None))
-            continue
-        if obj.source == "file":
-            data = read_flag_bytes(obj.value, where, MAX_VALUE_BYTES)
-        elif obj.source == "environment":  # the shell's or the .env's, as Compose reads it
-            if obj.value not in definition.object_env:
-                raise UsageError(f"{where}: environment variable {obj.value} is not set", field=where)
-            data = definition.object_env[obj.value].encode()
-        else:
-            data = obj.value.encode()
-        try:
-            out.append((obj, validate_value(data, obj.kind)))
-        except ConfigError as exc:
-            raise UsageError(f"{where}: {exc.message}", field=where) from exc
-    return out
-
-
-@dataclasses.dataclass(frozen=True)
-class Rolled:
-    """A secret or config this deploy gave a new version without rolling its services (``defer_roll``):
-    the deploy's services carry it in their own update (one rollout each, not one for the version and
-    another for the spec), then ``roll_to`` rolls the followers the deploy did not update."""
-
-    kind: str
-    name: str
-    version: int
-
-
-def _deploy_objects(
-    client: Any, definition: StackDefinition
-) -> tuple[list[str], list[tuple[str, str]], list[Rolled]]:
-    """Create or update (only when the value changed) the stack's secrets and configs; external ones
-    must exist. Every check runs before the first write. Returns the lines to print, the
-    ``(kind, name)`` of each object created (what a refused deploy removes again) and each object given
-    a new version (``Rolled``): nothing is rolled yet."""
-    values = _object_values(definition)
-    listed = {kind: client.get(f"/objects/{kind}") for kind in ("secret", "config")}
-    existing = {kind: {o["name"] for o in rows} for kind, rows in listed.items()}
-    # an external object missing: not found (exit 1, as a missing external network and `service create
-    # --secret nosuch`; it was exit 2), nothing written yet
-    actions = object_actions([object_ref(obj) for obj, _ in values], existing)
-    _check_drivers_kept([obj for obj, _ in values], actions, listed)
-    lines: list[str] = []
-    created: list[tuple[str, str]] = []
-    rolled: list[Rolled] = []
-    for (obj, data), (_, action) in zip(values, actions, strict=True):
-        if data is None:
-            continue
-        encoded = base64.b64encode(data).decode()
-        if action == EXISTS:
-            body = {
-                "data": encoded,
-                "if_changed": True,
-                "template_driver": obj.template_driver,
-                "defer_roll": True,
-            }
-            result = client.post(f"/objects/{obj.kind}/{obj.name}/update", body)
-            if not result.get("unchanged"):
-                followers = result.get("services") or []
-                rolling = f"; rolling {', '.join(followers)}" if followers else ""
-                lines.append(f"updated {obj.kind} {obj.name} (version {result['version']}{rolling})")
-                rolled.append(Rolled(obj.kind, obj.name, int(result["version"])))
-        else:
-            labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
-            body = {
-                "name": obj.name,
-                "data": encoded,
-                "labels": labels,
-                "template_driver": obj.template_driver,
-            }
-            client.post(f"/objects/{obj.kind}", body)
-            lines.append(f"created {obj.kind} {obj.name}")
-            created.append((obj.kind, obj.name))
-    return lines, created, rolled
-
-
-def _check_drivers_kept(
-    objects: list[StackObject], actions: list[tuple[ObjectRef, str]], listed: dict[str, Any]
-) -> None:
-    """An existing object keeps its template driver: a file naming another one exits 2 before any write."""
-    drivers = {
-        (kind, o["name"]): o.get("template_driver") or "" for kind, rows in listed.items() for o in rows
-    }
-    for obj, (ref, action) in zip(objects, actions, strict=True):
-        had = drivers.get((obj.kind, obj.name), "")
-        if action == EXISTS and had != obj.template_driver:
-            raise UsageError(
-                f"{ref.where}.template_driver: {obj.kind} {obj.name!r} exists with template driver "
-                f"{had or 'none'}; a driver is set when the {obj.kind} is created (remove it or give it "
-                "another name)",
-                field=f"{ref.where}.template_driver",
-            )
-
-
-def _roll_rest(client: Any, rolled: list[Rolled]) -> list[str]:
-    """Roll the followers of each new version that the deploy did not update (services outside the
-    stack, one it keeps with --no-prune, or all of them when the daemon refused the services): the
-    names rolled. A failure is said on stderr: the deploy's own outcome is what the user must see."""
-    names: list[str] = []
-    for obj in rolled:
-        try:
-            result = client.post(f"/objects/{obj.kind}/{obj.name}/update", {"roll_to": obj.version})
-        except P2POrchError as exc:
-            print(
-                f"warning: could not roll the users of {obj.kind} {obj.name}: {exc.message}", file=sys.stderr
-            )
-            continue
-        names += [n for n in result.get("rolled_services") or () if n not in names]
-    return names
-
-
-def object_ref(obj: StackObject) -> ObjectRef:
-    """What a deploy (and its dry run) needs of a stack object: never its value."""
-    return ObjectRef(obj.kind, obj.key, obj.name, obj.source == "external")
-
-
-def _undo_created_objects(client: Any, created: list[tuple[str, str]]) -> None:
-    """After the daemon refused the services: remove the objects this deploy created that no service
-    uses (a refused deploy leaves nothing behind). An object it updated keeps its new value (values are
-    never readable, so the old one cannot be put back); one a created service uses stays with it."""
-    for kind in sorted({k for k, _ in created}):
-        try:
-            in_use = {o["name"] for o in client.get(f"/objects/{kind}") if o.get("services")}
-        except P2POrchError as exc:
-            print(f"warning: could not check the {kind}s this deploy created: {exc.message}", file=sys.stderr)
-            continue
-        for name in (n for k, n in created if k == kind and n not in in_use):
-            try:
-                client.delete(f"/objects/{kind}/{name}")
-            except P2POrchError as exc:  # the refusal is what the user must see: say this and go on
-                print(f"warning: could not remove {kind} {name}: {exc.message}", file=sys.stderr)
-                continue
-            print(f"removed {kind} {name} (the deploy was refused)", file=sys.stderr)
-
-
 def _plan_text(plan: dict[str, Any]) -> str:
     """A dry run's plan, one line per change: action, kind, name (and what an update changes)."""
     rows = [
@@ -310,7 +164,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     """Ask the daemon what the deploy would change (nothing written): exit 0 when it would succeed,
     2 naming the field when it would be refused."""
-    values = _object_values(definition)  # the deploy's own local checks (files readable, sizes)
+    values = object_values(definition)  # the deploy's own local checks (files readable, sizes)
     services = deploy_waves(definition)[-1].services  # waves add up: the last one has every service
     body = deploy_body(definition, services, not args.no_prune)
     body["objects"] = [dataclasses.asdict(object_ref(obj)) for obj, _ in values]  # never a value
@@ -342,9 +196,37 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, definition)
     client = client_for(args)
-    lines, created, rolled = _deploy_objects(client, definition)
+    lines, created, rolled = deploy_objects(client, definition)
     for line in lines:
         print(line, file=sys.stderr)
+    try:
+        result = _deploy_services(args, client, definition, rolled, created)
+    except BaseException:  # refused, a wait timed out, Ctrl-C: the new versions' users roll all the same
+        roll_rest(client, rolled)
+        raise
+    others = roll_rest(client, rolled)  # the deploy's services follow already: the others now
+    if others:
+        result["rolled_services"] = others
+        print(f"rolled {', '.join(others)} (outside the deploy)", file=sys.stderr)
+    result["written"] = bool(
+        lines or others or result.get("removed_networks") or result.get("created_networks")
+    ) or any(r["action"] != "unchanged" for r in result["services"])
+    emit(args, result, _deploy_text)
+    changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")] + others
+    views = [client.get(f"/services/{name}", stale="true") for name in changed]
+    wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
+    return EXIT_OK
+
+
+def _deploy_services(
+    args: argparse.Namespace,
+    client: Any,
+    definition: StackDefinition,
+    rolled: list[Rolled],
+    created: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Deploy the services wave by wave (each waiting for the ones it depends on): the last answer, its
+    ``services`` the rows of every wave. A refusal removes the objects this deploy created."""
     prune = not args.no_prune
     waves = deploy_waves(definition)
     result: dict[str, Any] = {"stack": definition.name, "services": []}
@@ -359,8 +241,9 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
                 deploy_body(definition, wave.services, prune if last else False, rolled),
             )
         except P2POrchError as exc:  # a key the daemon refused (a port it owns, a name taken): name the file
-            _roll_rest(client, rolled)  # their new version stays: every user follows it, as before
-            _undo_created_objects(client, created)
+            roll_rest(client, rolled)  # their new version stays: every user follows it, as before
+            rolled.clear()  # rolled: nothing left for the caller's
+            undo_created_objects(client, created)
             if not (exc.field or "").startswith("services."):
                 raise
             text = f"1 problem in {', '.join(args.compose_file)}:\n  {exc.message}"
@@ -373,18 +256,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
     result["services"] = list(actions.values())
-    others = _roll_rest(client, rolled)  # the deploy's services follow already: the others now
-    if others:
-        result["rolled_services"] = others
-        print(f"rolled {', '.join(others)} (outside the deploy)", file=sys.stderr)
-    result["written"] = bool(
-        lines or others or result.get("removed_networks") or result.get("created_networks")
-    ) or any(r["action"] != "unchanged" for r in result["services"])
-    emit(args, result, _deploy_text)
-    changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")] + others
-    views = [client.get(f"/services/{name}", stale="true") for name in changed]
-    wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
-    return EXIT_OK
+    return result
 
 
 def cmd_stack_config(args: argparse.Namespace) -> int:

@@ -10,9 +10,10 @@ is 7, expected 6" for nothing. The redo follows any commit to the record: the cl
 leader marking a rollout done or a node ready, an agent recording its engine or key, the autopilot's
 role change) and another user's write alike. A request whose effect depends on more of the record than
 its version checks that itself: ``service update``/``scale`` are refused "update out of sequence" once
-another write changed the spec they were computed against (unless they would change nothing:
-model/update_sequence.py; they merged into it before), ``service rollback`` once the spec or rollback
-point it read changed (``ServiceOps._rollback``).
+another write changed the spec they were computed against (unless they would change nothing, or only
+the cluster's own work moved it: the autoscaler's replicas or a secret roll, merged into; the automatic
+rollback changes it too and refuses them: model/update_sequence.py; they merged into any before),
+``service rollback`` once the spec or rollback point it read changed (``ServiceOps._rollback``).
 :func:`redone_on_newer_record` owns that redo only: the whole request runs again (it reads the record
 again: the refused write was applied on this node, so its snapshot holds the change that came first),
 at most ``attempts`` times; any other refusal is raised as it was. A refused write changed nothing, so

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import posixpath
 import secrets as stdlib_secrets
 from collections.abc import Callable, Collection
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotFoundError, no_such
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, no_such
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
 from ..model.filerefs import SECRETS_DIR, parse_file_ref
 from ..model.metadata_limits import check_labels
@@ -182,7 +183,15 @@ class SecretOps:
         return view
 
     async def _write_version(
-        self, kind: str, name: str, object_id: str, version: int, value: bytes, labels: Any, driver: str
+        self,
+        kind: str,
+        name: str,
+        object_id: str,
+        version: int,
+        value: bytes,
+        labels: Any,
+        driver: str,
+        defer_roll: bool = False,
     ) -> None:
         epoch, master = self.key()
         sealed = seal_value(master, kind, object_id, version, value)
@@ -199,6 +208,7 @@ class SecretOps:
                 labels=dict(labels or {}),
                 key_epoch=epoch,
                 template_driver=driver,
+                defer_roll=defer_roll,
             ).encode()
         )
 
@@ -224,10 +234,13 @@ class SecretOps:
 
         ``defer_roll``: write the version and roll nothing (``stack deploy``: each of its services that
         changes carries the new version in its one update, ``follow`` of the deploy body); ``roll_to``
-        (no value): roll the followers still below that version of the object, and write nothing else
-        (the deploy's last step, for the services it did not update)."""
+        (no value): roll the followers still below that version of the object, and write no version
+        (the deploy's last step, for the services it did not update; it clears ``roll_pending``, the
+        deferred version a deploy cut short left unrolled: an unchanged answer names it)."""
         record = self.find(kind, name)
-        if "roll_to" in body and "data" not in body:
+        if "roll_to" in body and "data" in body:
+            raise ConfigError("roll_to: give roll_to alone (no data): it writes no version", field="roll_to")
+        if "roll_to" in body:
             version = body["roll_to"]
             if (
                 isinstance(version, bool)
@@ -238,6 +251,10 @@ class SecretOps:
                     f"roll_to: {kind} {record.name!r} has no version {version!r}", field="roll_to"
                 )
             rolled = await self._roll_followers(kind, record.name, version)
+            if record.roll_pending == version:  # a node not reading roll_done: the marker stays
+                done = C.RollDone(at=self.clock.now(), kind=kind, name=record.name, secret_version=version)
+                with contextlib.suppress(NotAllowedError):
+                    await self.manager.write(done.encode())
             return {**self.inspect(kind, record.name), "rolled_services": rolled}
         value = _value(body, kind)
         if "template_driver" in body and _template_driver(body, kind) != record.template_driver:
@@ -248,12 +265,14 @@ class SecretOps:
             )
         current = record.versions[-1].get("digest") if record.versions else None
         if body.get("if_changed") and digest_of(self.key()[1], value) == current:
-            return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": []}
+            pending = {"roll_pending": record.roll_pending} if record.roll_pending else {}
+            return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": [], **pending}
         version = record.current + 1
+        defer = body.get("defer_roll") is True
         await self._write_version(
-            kind, record.name, record.object_id, version, value, None, record.template_driver
+            kind, record.name, record.object_id, version, value, None, record.template_driver, defer
         )
-        if body.get("defer_roll") is True:  # a stack deploy: its services carry it in their own update
+        if defer:  # a stack deploy: its services carry it in their own update
             return {**self.inspect(kind, record.name), "rolled_services": []}
         rolled = await self._roll_followers(kind, record.name, version)
         view = self.inspect(kind, record.name)

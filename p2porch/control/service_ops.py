@@ -32,7 +32,16 @@ from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.netrefs import host_network_defaults, on_host_network
 from ..model.spec import check_endpoint_ports, check_update_allowed
-from ..model.update_sequence import base_digest, decide, out_of_sequence, outcome_unknown_at, spec_digest
+from ..model.update_sequence import (
+    base_digest,
+    decide,
+    earlier_specs,
+    moved_by_the_cluster,
+    out_of_sequence,
+    outcome_unknown_at,
+    previous_digest,
+    spec_digest,
+)
 from ..raft import command_gate
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
@@ -41,9 +50,9 @@ from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
 from ..scheduler.restart import stopped_unhealthy
 from .fresh_read import redone_on_newer_record
-from .network_ops import network_changes
-from .secret_ops import Follow, file_ref_changes, kept_refs, resolve_file_refs
+from .secret_ops import Follow, kept_refs, resolve_file_refs
 from .service_names import service_by_swarm_name
+from .spec_merge import updated_spec_dict as updated_spec_dict  # stack_ops takes it from here
 from .task_liveness import counts_as_running, stale_message
 from .task_specs import task_host_ports, task_image
 from .unused_removals import unused_removals
@@ -73,56 +82,6 @@ def expected_service_version(value: Any) -> int | None:
             field="expected_version",
         )
     return value
-
-
-#: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
-_UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
-#: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``;
-#: ``--placement-pref`` sends ``placement_prefs``)
-_ALIASES = {"test": "cmd", "placement_prefs": "placement_preferences"}
-
-
-def _field(key: str) -> str:
-    """The field a spec key names, whatever its spelling (``delay``/``delay_s``, ``reserve_memory``)."""
-    key = _ALIASES.get(key, key)
-    for suffix in _UNIT_SUFFIXES:
-        if key.endswith(suffix):
-            return key[: -len(suffix)]
-    return key
-
-
-def _replace(merged: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``key``, dropping the stored spelling of the same field (the spec refuses a field given twice)."""
-    field = _field(key)
-    for other in [k for k in merged if k != key and _field(k) == field]:
-        del merged[other]
-    merged[key] = value
-
-
-def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
-    rollback, container, schedule) merge. A change may name a field as a user does (``delay: 4s``) where
-    the stored spec has its unit (``delay_s: 4.0``): it replaces that field."""
-    merged = dict(current)
-    for key, value in changes.items():
-        if (
-            key in ("health", "restart", "update", "rollback", "container", "schedule")
-            and isinstance(value, dict)
-            and isinstance(merged.get(key), dict)
-        ):
-            section = dict(merged[key])
-            for sub, subvalue in value.items():
-                _replace(section, sub, subvalue)
-            merged[key] = section
-        else:
-            _replace(merged, key, value)
-    return merged
-
-
-def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
-    """The spec an update of ``current`` by ``changes`` validates (:func:`merge_spec`, its list edits)."""
-    spec = current.to_dict()
-    return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
 
 
 def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task], now: float) -> tuple[int, int]:
@@ -271,14 +230,41 @@ class ServiceOps:
         set) the update is refused with ConflictError unless the service is at that version at its commit.
         Its base is ``base_spec`` (the digest of the spec the caller read) or the spec read here first:
         redone on a newer record, it is refused "update out of sequence" once another write changed the
-        spec, never merged into it (model/update_sequence.py)."""
-        base = spec_digest(self.find(ref).spec.to_dict())  # unless the body gives its own
-        return await self._update(ref, {"base_spec": base, **changes}, follow)
+        spec, never merged into it, unless only the cluster's own work moved it (the autoscaler, a
+        secret roll: model/update_sequence.py). An update the spec already carries answers ``already``."""
+        read = self.find(ref)
+        bases = {"base_spec": spec_digest(read.spec.to_dict()), "base_previous": previous_digest(read)}
+        return await self._update(ref, {**bases, **changes}, follow)
+
+    def _merged(
+        self, current: ServiceSpec, changes: dict[str, Any], follow: Follow, force: bool
+    ) -> ServiceSpec:
+        """``changes`` merged into ``current``, validated, its references and ports resolved."""
+        given = "endpoint_mode" in changes or on_host_network(current.networks)  # else dnsrr on host
+        checked = self.check_ports(validate_spec(updated_spec_dict(current, changes), given))
+        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(current, changes, follow))
+        if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
+            spec = dataclasses.replace(spec, force_update=current.force_update + 1)
+        return spec
+
+    def _written_already(
+        self, service: Service, base: str, update: tuple[dict[str, Any], Follow, bool]
+    ) -> bool:
+        """Whether the service's last write is this update at ``base`` (a retry whose first send committed;
+        before validating: a --secret-add sent again would name its target twice)."""
+        before = service.previous_spec
+        if before is None or spec_digest(before.to_dict()) != base:
+            return False
+        try:
+            return self._merged(before, *update).to_dict() == service.spec.to_dict()
+        except P2POrchError:
+            return False
 
     @redone_on_newer_record("service_version")
     async def _update(self, ref: str, changes: dict[str, Any], follow: Follow) -> dict[str, Any]:
         changes = dict(changes)
         base = base_digest(changes.pop("base_spec"))
+        previous = changes.pop("base_previous", None)
         expected = expected_service_version(changes.pop("expected_version", None))
         force = changes.pop("force", False)
         if not isinstance(force, bool):
@@ -292,23 +278,29 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
+        current = spec_digest(service.spec.to_dict())
+        if current != base and self._written_already(service, base, (changes, follow, force)):
+            return {**self.view(service), "changed": [], "already": True}
+        if current != base and any(
+            spec_digest(s) == base and moved_by_the_cluster(s, service.spec.to_dict())
+            for s in earlier_specs(service)
+        ):
+            base = current  # only the autoscaler or a secret roll moved it: merged into that spec
+        elif previous is not None and base_digest(previous, "base_previous") != previous_digest(service):
+            base = ""  # the spec left its base and came back (a rollback since it was read): not written
         changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
-        merged = updated_spec_dict(service.spec, changes)
-        given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
-        checked = self.check_ports(validate_spec(merged, given))
-        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes, follow))
+        spec = self._merged(service.spec, changes, follow, force)
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         command_gate.admit_spec(spec, service.spec, self.manager.require_store().command_readers)
-        if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
-            spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()
         change = rollback_point.updated(service, spec, now)  # any change keeps a rollback point
-        if decide(base, spec_digest(service.spec.to_dict()), change.changed or force) == "refuse":
+        if decide(base, current, change.changed or force) == "refuse":
             raise ConflictError(out_of_sequence(service.name), field="base_spec")
-        if not change.changed and not force and not service.update_paused:
-            return {**self.view(service), "changed": [], "ignored": skip}  # nothing written: no rollback
+        if not change.changed and not force and not service.update_paused:  # nothing written
+            already = {"already": True} if base != current else {}
+            return {**self.view(service), "changed": [], "ignored": skip, **already}
         update = C.UpdateService.of(
             service,
             at=now,
@@ -318,7 +310,7 @@ class ServiceOps:
             job=updated_job(service, change.spec, now, force=force),
             rollout=change.rollout,
         )
-        with outcome_unknown_at(base):  # it may commit yet: a retry sends this base (cli/sent_again.py)
+        with outcome_unknown_at(base, previous_digest(service)):  # a retry sends these (cli/sent_again.py)
             await self.manager.write(update.encode())
         fields = list(change.fields)
         if force and spec.is_job:  # the spec is the same, but a new execution was written
@@ -445,6 +437,7 @@ class ServiceOps:
             "updated_at": service.updated_at,
             "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
+            "spec_digest": spec_digest(spec),  # opaque: an update's base_spec (model/update_sequence.py)
             "endpoint_ports": endpoint_ports(service),  # with the ports the FSM assigned
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "failing": failing_view(service, tasks, running, desired),

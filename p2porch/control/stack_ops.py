@@ -112,10 +112,14 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
     return StackDefinition(stack, tuple(services), networks=networks), prune
 
 
-def parse_follow(body: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+def parse_follow(
+    body: Mapping[str, Any], secrets: Mapping[str, Any], stack: str
+) -> frozenset[tuple[str, str]]:
     """``follow`` of a deploy body: ``[{"kind": "config", "name": N}, ...]``, the secrets and configs the
     CLI just gave a new version without rolling their services (``defer_roll``): each service of the
-    deploy that references one takes its current version in its one update, with its other changes."""
+    deploy that references one takes its current version in its one update, with its other changes.
+    Only existing objects of this stack (``secrets``: the state's records): following a shared or
+    external one would move the stack's services to its version, undoing a deliberate rollback."""
     raw = body.get("follow") or []
     if not isinstance(raw, list) or len(raw) > MAX_STACK_SERVICES:
         raise ConfigError("follow: expected a list of {kind, name}", field="follow")
@@ -127,7 +131,13 @@ def parse_follow(body: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
             or not isinstance(entry.get("name"), str)
         ):
             raise ConfigError(f"follow[{i}]: expected {{kind: secret|config, name}}", field=f"follow[{i}]")
-        out.add((str(entry["kind"]), str(entry["name"])))
+        kind, name = str(entry["kind"]), str(entry["name"])
+        record = secrets.get(f"{kind}:{name}")
+        if record is None or record.labels.get(STACK_LABEL) != stack:
+            raise ConfigError(
+                f"follow[{i}]: {kind} {name!r} is not an object of stack {stack}", field=f"follow[{i}]"
+            )
+        out.add((kind, name))
     return frozenset(out)
 
 
@@ -471,7 +481,8 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
 
     async def deploy(body: dict[str, Any], params: dict[str, str]) -> Any:
         definition, prune = parse_deploy_body(params["stack"], body)
-        return await ops.apply(definition, prune=prune, follow=parse_follow(body))
+        follow = parse_follow(body, ops.services.manager.snapshot().secrets, definition.name)
+        return await ops.apply(definition, prune=prune, follow=follow)
 
     async def dry_run(body: dict[str, Any], params: dict[str, str]) -> Any:
         from .stack_plan import parse_objects

@@ -479,6 +479,7 @@ class SecretRecord:
     updated_at: float = 0.0
     version: int = 0  # state version of its last change
     template_driver: str = ""
+    roll_pending: int = 0  # a version a stack deploy wrote whose users are not rolled yet (0: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -499,6 +500,8 @@ class SecretRecord:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         if not self.template_driver:  # absent when none: older snapshots read and compare the same
             del out["template_driver"]
+        if not self.roll_pending:
+            del out["roll_pending"]
         return out
 
     @classmethod

@@ -7,10 +7,16 @@ redone on a newer record (control/fresh_read.py) or sent again after its first a
 change: the CLI's retry) would merge its change into another writer's newer spec, to the same field
 the later one winning: a silent overwrite. Its base is therefore the spec it was computed against,
 named by :func:`spec_digest` (``base_spec`` of an update body): the daemon's own bookkeeping (a rollout
-marked done, a rebalance cleared) leaves it as it is, so such a write is no reason to refuse.
+marked done, a rebalance cleared) leaves it as it is, so such a write is no reason to refuse it.
 :func:`decide` owns the rule and nothing else: a spec still at its base takes the update; one that moved
 takes nothing when the update would change nothing (the retried write already committed, or the other
-writer made the same change: idempotent), and refuses it otherwise, in Docker's words.
+writer made the same change: idempotent, answered ``already``), and refuses it otherwise, in Docker's
+words. Three writes of the cluster itself change the spec: the autoscaler (``replicas``), the roll of a
+new secret/config version (the versions of unpinned references) and the automatic rollback.
+:func:`moved_by_the_cluster` tells the first two from a user's write (:func:`earlier_specs` gives the
+spec such a write started from): an update is then merged into the newer spec, not refused. A retry
+also names the rollback point it read (``base_previous``, a digest): a spec that left its base and came
+back (a rollback between the lost answer and the retry) is refused, not written over again.
 """
 
 from __future__ import annotations
@@ -22,8 +28,19 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from ..errors import ConfigError, ProposalTimeout
+from .records import Service
 
-__all__ = ["OUT_OF_SEQUENCE", "base_digest", "decide", "out_of_sequence", "outcome_unknown_at", "spec_digest"]
+__all__ = [
+    "OUT_OF_SEQUENCE",
+    "base_digest",
+    "decide",
+    "earlier_specs",
+    "moved_by_the_cluster",
+    "out_of_sequence",
+    "outcome_unknown_at",
+    "previous_digest",
+    "spec_digest",
+]
 
 OUT_OF_SEQUENCE = "update out of sequence"  # swarmkit's words (store.ErrSequenceConflict)
 DIGEST_CHARS = 32
@@ -38,11 +55,44 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
 
 
-def base_digest(value: Any) -> str:
-    """``base_spec`` of an update body: a :func:`spec_digest`."""
+def base_digest(value: Any, field: str = "base_spec") -> str:
+    """``base_spec`` (or ``base_previous``) of an update body: a :func:`spec_digest`."""
     if not isinstance(value, str) or len(value) != DIGEST_CHARS or value.strip("0123456789abcdef"):
-        raise ConfigError(f"base_spec must be the digest of a service spec, not {value!r}", field="base_spec")
+        raise ConfigError(f"{field} must be the digest of a service spec, not {value!r}", field=field)
     return value
+
+
+def previous_digest(service: Service) -> str:
+    """The digest of a service's rollback point (of ``{}`` when it has none)."""
+    return spec_digest(service.previous_spec.to_dict() if service.previous_spec is not None else {})
+
+
+def earlier_specs(service: Service) -> list[dict[str, Any]]:
+    """The specs (stored form) the service's last spec write may have started from: its rollback point
+    (a user's update, the roll of a new secret version) and, after an autoscale to its replicas now, the
+    spec with the replicas it scaled from (the autoscaler keeps the rollback point)."""
+    out = [service.previous_spec.to_dict()] if service.previous_spec is not None else []
+    last = service.autoscale_last
+    if last is not None and last.to_replicas == service.spec.replicas:
+        out.append({**service.spec.to_dict(), "replicas": last.from_replicas})
+    return out
+
+
+def _but_the_cluster_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
+    out = {key: value for key, value in spec.items() if key != "replicas"}
+    for key in ("secrets", "configs"):  # an unpinned reference follows its object's versions
+        out[key] = [
+            {k: v for k, v in ref.items() if k != "version" or ref.get("pinned")}
+            for ref in spec.get(key) or ()
+        ]
+    return out
+
+
+def moved_by_the_cluster(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether ``before`` became ``after`` through the autoscaler's ``replicas`` or a secret/config roll
+    only (the fields the cluster's own writes move): an update computed on ``before`` is merged into
+    ``after`` rather than refused."""
+    return _but_the_cluster_moves(before) == _but_the_cluster_moves(after)
 
 
 def decide(base: str, current: str, changes_it: bool) -> Decision:
@@ -62,9 +112,10 @@ def out_of_sequence(name: str) -> str:
 
 
 @contextmanager
-def outcome_unknown_at(base: str) -> Iterator[None]:
-    """An update's write whose outcome is unknown (ProposalTimeout) is answered with its ``base_spec``."""
+def outcome_unknown_at(base: str, previous: str) -> Iterator[None]:
+    """An update's write whose outcome is unknown (ProposalTimeout) is answered with its ``base_spec``
+    and the digest of the rollback point it read (``base_previous``)."""
     try:
         yield
     except ProposalTimeout as exc:
-        raise ProposalTimeout(exc.message, field=exc.field, base_spec=base) from exc
+        raise ProposalTimeout(exc.message, field=exc.field, base_spec=base, base_previous=previous) from exc

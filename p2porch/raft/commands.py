@@ -54,6 +54,7 @@ from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
 from .commands_secrets import ResealSecret as ResealSecret
+from .commands_secrets import RollDone as RollDone
 from .commands_secrets import RotateKeys as RotateKeys
 from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
 from .fields import TaskPut as TaskPut
@@ -539,6 +540,7 @@ COMMANDS: dict[str, Any] = {
         PutSecret,
         RemoveSecret,
         ResealSecret,
+        RollDone,
         RotateKeys,
         PutAccessToken,
         RemoveAccessToken,

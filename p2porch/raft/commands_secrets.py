@@ -7,7 +7,7 @@ The FSM handlers are in ``fsm_secrets.py``; the dispatch table in ``commands.py`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..model.payload_template import check_driver
@@ -18,13 +18,23 @@ SECRET_KINDS = ("secret", "config")
 MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
 
 
+def secret_kind(b: Mapping[str, Any]) -> str:
+    """``kind`` of a body: secret or config."""
+    kind = F.get(b, "kind", str)
+    if kind not in SECRET_KINDS:
+        raise F.invalid("kind must be secret or config", "kind")
+    return kind
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PutSecret(Command):
     """Create a secret/config (``secret_version`` 1) or add its next version; ``sealed`` is ciphertext
     only, sealed under the secrets key of cluster key epoch ``key_epoch``. ``template_driver`` ("" or
-    ``golang``) is the object's at its creation; a new version must name the same one."""
+    ``golang``) is the object's at its creation; a new version must name the same one. ``defer_roll``
+    (body version 2; version 1 is the same write without it) records the version as ``roll_pending``."""
 
     TAG = "put_secret"
+    VERSION = 2
     kind: str
     name: str
     object_id: str
@@ -35,6 +45,15 @@ class PutSecret(Command):
     labels: Mapping[str, str] = field(default_factory=dict)
     key_epoch: int = 0
     template_driver: str = ""
+    defer_roll: bool = False  # a stack deploy's: the record keeps ``roll_pending`` until RollDone
+
+    def body_version(self) -> int:
+        return self.VERSION if self.defer_roll else 1
+
+    def older_body(self, version: int) -> Command | None:
+        """Version 1: the same version without the marker (a deploy that stops early then leaves its
+        users unrolled until the next ``secret update``, as before the marker)."""
+        return replace(self, defer_roll=False) if version >= 1 and self.defer_roll else None
 
     def body(self) -> dict[str, Any]:
         out = {
@@ -50,13 +69,13 @@ class PutSecret(Command):
         }
         if self.template_driver:  # absent when none: a command of an older node decodes the same
             out["template_driver"] = self.template_driver
+        if self.defer_roll:  # absent when false, as template_driver
+            out["defer_roll"] = True
         return out
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> PutSecret:
-        kind = F.get(b, "kind", str)
-        if kind not in SECRET_KINDS:
-            raise F.invalid("kind must be secret or config", "kind")
+        kind = secret_kind(b)
         sealed = F.get(b, "sealed", bytes)
         if not sealed or len(sealed) > MAX_SEALED_BYTES:
             raise F.invalid("sealed value is empty or too large", "sealed")
@@ -71,8 +90,29 @@ class PutSecret(Command):
             labels=F.labels(b.get("labels") or {}, "labels"),
             key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
             template_driver=check_driver(b.get("template_driver"), "template_driver"),
+            defer_roll=b.get("defer_roll") is True,
             **common,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollDone(Command):
+    """The users of version ``secret_version`` of a secret/config were rolled (a stack deploy's
+    ``roll_to``): the record's ``roll_pending`` is cleared when it names that version."""
+
+    TAG = "roll_done"
+    kind: str
+    name: str
+    secret_version: int
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "secret_version": self.secret_version}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RollDone:
+        kind = secret_kind(b)
+        number = F.get(b, "secret_version", int)
+        return cls(kind=kind, name=F.get(b, "name", str), secret_version=number, **common)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,9 +161,7 @@ class ResealSecret(Command):
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> ResealSecret:
-        kind = F.get(b, "kind", str)
-        if kind not in SECRET_KINDS:
-            raise F.invalid("kind must be secret or config", "kind")
+        kind = secret_kind(b)
         items = F.get(b, "versions", list)
         if not items:
             raise F.invalid("versions must not be empty", "versions")

@@ -417,6 +417,7 @@ HANDLERS: dict[type[C.Command], Callable[[ClusterState, Any, int], Result]] = {
     C.PutAccessToken: lambda s, c, v: _changes_of(fsm_access.put_access_token(s, c, v), v),
     C.RemoveAccessToken: lambda s, c, v: _changes_of(fsm_access.remove_access_token(s, c, v), v),
     C.ResealSecret: lambda s, c, v: _changes_of(fsm_secrets.reseal_secret(s, c, v), v),
+    C.RollDone: lambda s, c, v: _changes_of(fsm_secrets.roll_done(s, c, v), v),
     C.CreateNetwork: lambda s, c, v: _changes_of(fsm_networks.create_network(s, c, v), v),
     C.RemoveNetwork: lambda s, c, v: _changes_of(fsm_networks.remove_network(s, c, v), v),
     C.RestoreState: _restore_state,

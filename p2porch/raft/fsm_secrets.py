@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError
-from .commands_secrets import PutSecret, RemoveSecret, ResealSecret
+from .commands_secrets import PutSecret, RemoveSecret, ResealSecret, RollDone
 from .state import ClusterState, SecretRecord, copy_map, secret_key
 
 MAX_VERSIONS = 10  # older versions are dropped (a service pinned to one fails to start its new tasks)
@@ -51,6 +51,7 @@ def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
             updated_at=c.at,
             version=v,
             template_driver=c.template_driver,
+            roll_pending=c.secret_version if c.defer_roll else 0,
         )
     else:
         if current.object_id != c.object_id or c.secret_version != current.current + 1:
@@ -65,7 +66,8 @@ def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
                 field="template_driver",
             )
         versions = (*current.versions, entry)[-MAX_VERSIONS:]
-        record = replace(current, versions=versions, updated_at=c.at, version=v)
+        pending = c.secret_version if c.defer_roll else 0  # a version that rolled at once: none pending
+        record = replace(current, versions=versions, updated_at=c.at, version=v, roll_pending=pending)
     secrets = copy_map(s.secrets)
     secrets[key] = record
     return s.evolve(secrets=secrets, version=v), c.secret_version, [("secret", "put", key, record)]
@@ -94,6 +96,20 @@ def reseal_secret(s: ClusterState, c: ResealSecret, v: int) -> Any:
     secrets = copy_map(s.secrets)
     secrets[key] = record
     return s.evolve(secrets=secrets, version=v), len(c.versions), [("secret", "put", key, record)]
+
+
+def roll_done(s: ClusterState, c: RollDone, v: int) -> Any:
+    """Clear ``roll_pending`` when it names the version rolled (a newer deferred version stays pending)."""
+    key = secret_key(c.kind, c.name)
+    current = s.secrets.get(key)
+    if current is None:
+        raise NotFoundError(f"no {c.kind} {c.name}", field="name")
+    if current.roll_pending != c.secret_version:
+        return s, 0, []
+    record = replace(current, roll_pending=0, version=v)
+    secrets = copy_map(s.secrets)
+    secrets[key] = record
+    return s.evolve(secrets=secrets, version=v), c.secret_version, [("secret", "put", key, record)]
 
 
 def remove_secret(s: ClusterState, c: RemoveSecret, v: int) -> Any:

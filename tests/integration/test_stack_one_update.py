@@ -46,7 +46,7 @@ def test_a_rolled_config_and_a_new_image_replace_the_task_once_and_a_rerun_write
     compose.write_text(COMPOSE.format(image="p51d/app:2"))
     redeployed = cli(sb, "n1", "--json", "stack", "deploy", "-c", str(compose), "shop")
     assert redeployed.returncode == 0, redeployed.stderr.decode()
-    assert b"updated config shop-conf (version 2; rolling shop-web)" in redeployed.stderr
+    assert b"updated config shop-conf (version 2; to roll: shop-web)" in redeployed.stderr
     rows = {r["name"]: r for r in json.loads(redeployed.stdout)["services"]}
     assert rows["shop-web"]["action"] == "updated"
     assert sorted(rows["shop-web"]["fields"]) == ["configs", "image"]  # one update carrying both

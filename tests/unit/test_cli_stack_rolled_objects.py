@@ -14,6 +14,7 @@ import pytest
 
 from p2porch.cli import main
 from p2porch.cli import stack as cli_stack
+from p2porch.stack.names import STACK_LABEL
 
 COMPOSE = """
 services:
@@ -39,7 +40,8 @@ class Api:
         if path == "/objects/secret":
             return []
         if path == "/objects/config":
-            return [{"name": "shop-conf", "labels": {}, "services": ["shop-web"], "template_driver": ""}]
+            labels = {STACK_LABEL: "shop"}  # the stack's own: followed in its services' update
+            return [{"name": "shop-conf", "labels": labels, "services": ["shop-web"], "template_driver": ""}]
         if path.startswith("/services/"):
             return {"name": path.split("/")[2], "version": 7, "mode": "replicated"}
         raise AssertionError(path)
@@ -83,7 +85,7 @@ def test_a_service_a_new_config_version_rolls_is_updated_and_waited_for(
     api = Api(changed=True)
     waited = deploy(tmp_path, api, monkeypatch)
     out, err = capsys.readouterr()
-    assert "updated config shop-conf (version 2; rolling shop-web)" in err
+    assert "updated config shop-conf (version 2; to roll: shop-web)" in err
     assert out.splitlines() == ["updated    shop-web", "unchanged  shop-db", "stack shop deployed"]
     assert waited == ["shop-web"]
     assert [path for path, _ in api.posts] == [  # the version, the services' deploy, then the others

@@ -14,7 +14,7 @@ import pytest
 
 from p2porch.cli import service as cli_service
 from p2porch.cli.main import build_parser, main
-from p2porch.control.service_ops import merge_spec
+from p2porch.control.spec_merge import merge_spec
 from p2porch.model import ServiceSpec
 
 
@@ -63,7 +63,7 @@ def test_a_boolean_spec_flag_set_false_on_update_is_sent_false(flag, section, ke
 
 
 def test_the_daemon_turns_the_setting_off_in_the_stored_spec():
-    """What the update's body does to a spec that had them on (control/service_ops.merge_spec)."""
+    """What the update's body does to a spec that had them on (control/spec_merge.merge_spec)."""
     current = ServiceSpec.from_dict(
         {"name": "web", "image": "busybox", "container": {"read_only": True, "init": True}, "rebalance": True}
     ).to_dict()

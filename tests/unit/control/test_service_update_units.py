@@ -13,7 +13,8 @@ import pytest
 
 from p2porch.cli import build_parser
 from p2porch.cli.service_spec_flags import spec_changes
-from p2porch.control.service_ops import ServiceOps, merge_spec
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.spec_merge import merge_spec
 from p2porch.testing.memstore import MemoryManager
 
 SERVICE = {

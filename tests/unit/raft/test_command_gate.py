@@ -27,7 +27,8 @@ def never() -> dict[str, Any]:
 
 
 def test_this_release_advertises_update_node_2_and_spec_6_above_the_baseline() -> None:
-    assert NEW == {"spec": 6, "update_node": 2}
+    # put_secret 2 (defer_roll) and roll_done: a stack deploy's pending roll of a new object version
+    assert NEW == {"put_secret": 2, "roll_done": 1, "spec": 6, "update_node": 2}
     # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2, the
     # spec fields of then (spec version 1)
     assert dict(G.BASELINE) == {
@@ -80,20 +81,20 @@ def test_every_member_must_read_a_version_before_it_is_allowed() -> None:
 
 def test_a_bumped_or_new_command_is_advertised_and_gated(monkeypatch: pytest.MonkeyPatch) -> None:
     """The baseline is a literal, not this code's versions: a release that bumps a command (here
-    ``put_secret`` to 2) or adds one advertises it and writes it only once every member reads it."""
-    monkeypatch.setattr(C.PutSecret, "VERSION", 2)
+    ``remove_secret`` to 2) or adds one advertises it and writes it only once every member reads it."""
+    monkeypatch.setattr(C.RemoveSecret, "VERSION", 2)
     spec = importlib.util.find_spec(G.__name__)
     assert spec is not None and spec.loader is not None
     bumped = importlib.util.module_from_spec(spec)  # the gate module as that release imports it
     spec.loader.exec_module(bumped)
-    assert bumped.BASELINE["put_secret"] == 1 and "brand_new" not in bumped.BASELINE
+    assert bumped.BASELINE["remove_secret"] == 1 and "brand_new" not in bumped.BASELINE
     advertised = bumped.advertisement()
-    assert advertised == {"put_secret": 2, "spec": 6, "update_node": 2}
+    assert advertised == {**NEW, "remove_secret": 2}
     assert bumped.advertisement({**bumped.reads(), "brand_new": 1}) == {"brand_new": 1, **advertised}
     gate = bumped.gate({"a": advertised, "b": NEW, "c": None})
-    assert not gate.allows("put_secret", 2) and gate.allows("put_secret", 1)
-    assert gate.behind("put_secret", 2) == ["b", "c"]
-    assert bumped.gate({"a": advertised, "b": advertised}).allows("put_secret", 2)
+    assert not gate.allows("remove_secret", 2) and gate.allows("remove_secret", 1)
+    assert gate.behind("remove_secret", 2) == ["b", "c"]
+    assert bumped.gate({"a": advertised, "b": advertised}).allows("remove_secret", 2)
     with pytest.raises(NotAllowedError, match="brand_new version 1 .* a read up to version 0"):
         bumped.admit(msgpack.packb({"t": "brand_new", "v": 1, "b": {}}), lambda: {"a": None})
 

@@ -11,7 +11,7 @@ import pytest
 
 from p2porch.agent.dockerspec import create_request
 from p2porch.agent.model import TaskAssignment
-from p2porch.cli.stack import _object_values as object_values
+from p2porch.cli.stack_objects import object_values
 from p2porch.cli.util import UsageError
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec

@@ -29,7 +29,7 @@ from p2porch.control.routes import service_endpoints
 from p2porch.control.secret_ops import SecretOps, secret_endpoints
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, stack_endpoints
-from p2porch.errors import error_from_dict
+from p2porch.errors import ConfigError, P2POrchError, error_from_dict
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryManager
 
@@ -117,10 +117,17 @@ def api(manager: MemoryManager, monkeypatch: pytest.MonkeyPatch) -> AppClient:
 
 
 def deploy(
-    tmp_path: Path, *, tag: str = "1", conf: str = "v1\n", nets: str = "front", extra: str = "", **flags: Any
+    tmp_path: Path,
+    *,
+    tag: str = "1",
+    conf: str = "v1\n",
+    nets: str = "front",
+    extra: str = "",
+    token: str = "s3cret\n",
+    **flags: Any,
 ) -> int:
     (tmp_path / "app.conf").write_text(conf)
-    (tmp_path / "token.txt").write_text("s3cret\n")
+    (tmp_path / "token.txt").write_text(token)
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(COMPOSE.format(tag=tag, nets=nets) + extra)
     return main(["stack", "deploy", "-c", str(compose), *flags.get("args", ()), "shop"])
@@ -157,7 +164,7 @@ def test_a_rolled_config_and_a_spec_change_are_one_update(
     assert web.spec.image == "p2porch/busybox:2" and refs(api, "shop-web", "configs") == [2]
     assert web.previous_spec is not None and web.previous_spec.image == "p2porch/busybox:1"
     assert [r.version for r in web.previous_spec.configs] == [1]  # one rollback point: both undone
-    assert "updated config shop-conf (version 2; rolling shop-web)" in err
+    assert "updated config shop-conf (version 2; to roll: shop-web)" in err
     assert out.splitlines()[:2] == ["updated    shop-web", "unchanged  shop-db"]
 
 
@@ -283,3 +290,117 @@ def test_a_resolve_image_value_docker_does_not_take_is_refused(
         deploy(tmp_path, args=["--resolve-image", "sometimes"])
     assert refused.value.code == 2 and "always, changed, never" in capsys.readouterr().err
     assert versions(api) == {}
+
+
+# ----------------------------------------------------------------------------- a deploy cut short (r51e 1)
+
+
+def config_record(api: AppClient) -> Any:
+    return api.services._state().secrets["config:shop-conf"]
+
+
+def test_a_deploy_whose_wait_fails_still_rolls_the_new_version(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A depends_on wait that times out ends the deploy before any service carries the version: its users
+    roll all the same (on main shop-web stayed on version 1, and a re-run said "up to date")."""
+    assert deploy(tmp_path) == 0
+
+    def times_out(*args: Any) -> None:
+        raise P2POrchError("shop-db not ready after 1s: deploy again once they run")
+
+    monkeypatch.setattr(cli_stack, "_wait", times_out)
+    assert deploy(tmp_path, conf="v2\n") == 1
+    assert refs(api, "shop-web", "configs") == [2]
+    assert config_record(api).roll_pending == 0  # its roll_to cleared the marker
+
+
+def test_a_later_object_failing_still_rolls_the_version_written_before_it(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert deploy(tmp_path) == 0
+    post = api.post
+
+    def conf_refused(path: str, body: Any = None) -> Any:  # the secret's version is written first
+        if path == "/objects/config/shop-conf/update" and "data" in (body or {}):
+            raise P2POrchError("no answer from the daemon")
+        return post(path, body)
+
+    monkeypatch.setattr(api, "post", conf_refused)
+    assert deploy(tmp_path, conf="v2\n", token="rotated\n") == 1
+    assert refs(api, "shop-web", "secrets") == [2]  # main: 1, the version written and never rolled
+
+
+def test_a_rerun_rolls_a_version_a_killed_deploy_left_pending(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI killed after writing the version (no finally runs): the object keeps ``roll_pending``, so
+    the next deploy (its value unchanged) rolls it, and the one after says up to date."""
+    assert deploy(tmp_path) == 0
+    with monkeypatch.context() as killed:
+
+        def kill(*args: Any) -> Any:
+            raise SystemExit(137)
+
+        killed.setattr(cli_stack, "_deploy_services", kill)
+        killed.setattr(cli_stack, "roll_rest", lambda client, rolled: [])  # a kill runs no finally
+        with pytest.raises(SystemExit):
+            deploy(tmp_path, conf="v2\n")
+    assert refs(api, "shop-web", "configs") == [1] and config_record(api).roll_pending == 2
+    capsys.readouterr()
+    assert deploy(tmp_path, conf="v2\n") == 0  # main: "unchanged shop-web ... up to date"
+    out, err = capsys.readouterr()
+    assert "config shop-conf: version 2 is not rolled yet (a deploy was cut short): its users roll" in err
+    assert out.splitlines()[0] == "updated    shop-web"
+    assert refs(api, "shop-web", "configs") == [2] and config_record(api).roll_pending == 0
+    assert deploy(tmp_path, conf="v2\n") == 0
+    assert (
+        capsys.readouterr().out.splitlines()[-1]
+        == "stack shop is up to date: nothing changed, nothing written"
+    )
+
+
+def test_a_deliberate_rollback_after_a_whole_deploy_is_not_undone_by_a_rerun(
+    tmp_path: Path, api: AppClient
+) -> None:
+    assert deploy(tmp_path) == 0
+    assert deploy(tmp_path, conf="v2\n") == 0
+    api.post("/services/shop-web/rollback")
+    assert refs(api, "shop-web", "configs") == [1]
+    assert deploy(tmp_path, conf="v2\n") == 0
+    assert refs(api, "shop-web", "configs") == [1]  # nothing pending: the rollback stands
+
+
+def test_roll_to_with_data_is_refused(api: AppClient) -> None:
+    api.post("/objects/config", {"name": "c", "data": "djE="})
+    with pytest.raises(ConfigError) as refused:
+        api.post("/objects/config/c/update", {"data": "djI=", "roll_to": 1})
+    assert refused.value.field == "roll_to" and api.get("/objects/config/c")["version"] == 1
+
+
+def test_follow_names_only_existing_objects_of_the_stack(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+    post = api.post
+    monkeypatch.setattr(api, "post", lambda path, body=None: sent.append(body) or post(path, body))
+    assert deploy(tmp_path) == 0
+    body = next(b for b in sent if b and "services" in b)  # the deploy body the CLI sent
+    api.post("/objects/config", {"name": "shared", "data": "djE="})
+    for name in ["shared", "missing"]:
+        follow = [{"kind": "config", "name": "shop-conf"}, {"kind": "config", "name": name}]
+        with pytest.raises(ConfigError) as refused:  # main: taken
+            api.post("/stacks/shop", {**body, "follow": follow})
+        assert refused.value.field == "follow[1]" and "not an object of stack shop" in refused.value.message
+
+
+def test_an_object_of_another_origin_the_deploy_updates_is_rolled_after_not_followed(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An object of the stack's name made outside it (no stack label): its new version still reaches the
+    stack's services, by the roll after the deploy (the daemon follows only the stack's own)."""
+    api.post("/objects/config", {"name": "shop-conf", "data": "djE="})
+    assert deploy(tmp_path) == 0
+    assert deploy(tmp_path, conf="v2\n") == 0
+    assert refs(api, "shop-web", "configs") == [3]  # created as v1, the first deploy's value, then v2
+    assert "rolled shop-web (outside the deploy)" in capsys.readouterr().err

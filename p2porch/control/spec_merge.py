@@ -1,0 +1,66 @@
+"""How an update's changes merge into a stored spec (pure helpers of ``control/service_ops.py``).
+
+Owns the merge only: top-level keys replaced, the nested sections merged, a field named with or without
+its unit replacing the stored spelling, networks and file references edited as an update takes them.
+Validating the result is the caller's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import ServiceSpec
+from .network_ops import network_changes
+from .secret_ops import file_ref_changes
+
+__all__ = ["merge_spec", "updated_spec_dict"]
+
+#: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
+_UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
+#: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``;
+#: ``--placement-pref`` sends ``placement_prefs``)
+_ALIASES = {"test": "cmd", "placement_prefs": "placement_preferences"}
+
+
+def _field(key: str) -> str:
+    """The field a spec key names, whatever its spelling (``delay``/``delay_s``, ``reserve_memory``)."""
+    key = _ALIASES.get(key, key)
+    for suffix in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def _replace(merged: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key``, dropping the stored spelling of the same field (the spec refuses a field given twice)."""
+    field = _field(key)
+    for other in [k for k in merged if k != key and _field(k) == field]:
+        del merged[other]
+    merged[key] = value
+
+
+def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
+    rollback, container, schedule) merge. A change may name a field as a user does (``delay: 4s``) where
+    the stored spec has its unit (``delay_s: 4.0``): it replaces that field."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if (
+            key in ("health", "restart", "update", "rollback", "container", "schedule")
+            and isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+        ):
+            section = dict(merged[key])
+            for sub, subvalue in value.items():
+                _replace(section, sub, subvalue)
+            merged[key] = section
+        else:
+            _replace(merged, key, value)
+    return merged
+
+
+def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
+    """The spec an update of ``current`` by ``changes`` validates: ``changes`` merged in
+    (:func:`merge_spec`), its networks and file references as the update takes them."""
+    spec = current.to_dict()
+    return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
