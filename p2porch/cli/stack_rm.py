@@ -8,13 +8,15 @@ stderr what was kept because other services still use it. Never removes an objec
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import NotFoundError
 from ..stack.names import STACK_LABEL
-from .util import remove_each
+from . import util
+from .util import Failures, each_name, wants_json
 
 
 def _remove_objects(client: Any, stack: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -46,20 +48,40 @@ def _say_kept(stack: str, kept: list[dict[str, Any]]) -> None:
         )
 
 
-def _users_leaving(kept: list[dict[str, Any]], stacks: Sequence[str]) -> bool:
+def _user_stacks(client: Any, kept: list[dict[str, Any]]) -> dict[str, str]:
+    """The stack (its label, not its name's prefix) of each user of the kept objects: the daemon says it
+    for networks (``stacks``); secrets and configs name only their users, looked up in the services."""
+    stacks: dict[str, str] = {}
+    for item in kept:
+        stacks.update(item.get("stacks") or {})
+    if any(u not in stacks for item in kept if item["kind"] != "network" for u in item["services"]):
+        for view in client.get("/services"):
+            stack = ((view.get("spec") or {}).get("labels") or {}).get(STACK_LABEL)
+            if isinstance(stack, str) and stack:
+                stacks[view["name"]] = stack
+    return stacks
+
+
+def _users_leaving(client: Any, kept: list[dict[str, Any]], stacks: Sequence[str]) -> bool:
     """True when every user of the kept objects is a service of one of ``stacks`` (named later in the same
-    ``stack rm``): their removal frees them, so the stack is removed again after them."""
+    ``stack rm``, by its stack label): their removal frees them, so the stack is removed again after
+    them. A service made by hand (no label) keeps them, whatever its name."""
     users = [u for item in kept for u in item["services"]]
-    return bool(users) and all(any(u.startswith(f"{s}-") for s in stacks) for u in users)
+    if not users or not stacks:
+        return False
+    of = _user_stacks(client, kept)
+    return all(of.get(u) in stacks for u in users)
 
 
-def _remove_stack(client: Any, stack: str, later: Sequence[str] = ()) -> dict[str, Any]:
+def _remove_stack(
+    client: Any, stack: str, later: Sequence[str] = (), *, rerun: bool = False
+) -> dict[str, Any]:
     try:
         result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
         removed, kept = _remove_objects(client, stack)
         _say_kept(stack, kept)
-        if not removed and not kept:  # as Docker's: said on stderr, not a failure (exit 0)
+        if not removed and not kept and not rerun:  # as Docker's: said on stderr, not a failure (exit 0)
             print(f"Nothing found in stack: {stack}", file=sys.stderr)
         return {
             "stack": stack,
@@ -71,36 +93,75 @@ def _remove_stack(client: Any, stack: str, later: Sequence[str] = ()) -> dict[st
         }
     result["removed_objects"], kept = _remove_objects(client, stack)
     result["kept"] = [{"kind": "network", **n} for n in result.pop("kept_networks", [])] + kept
-    if _users_leaving(result["kept"], later):
+    if _users_leaving(client, result["kept"], [s for s in later if s != stack]):
         result["again"] = True  # not said: removed after the stacks using them
     else:
         _say_kept(stack, result["kept"])
     return result
 
 
-def _removed_text(r: dict[str, Any]) -> str:
-    if not r.get("found", True):
-        return ""  # nothing printed: "Nothing found in stack" went to stderr
-    return "\n".join(
+def _removed_lines(r: dict[str, Any]) -> list[str]:
+    return (
         [f"removed  {name}" for name in r["removed"]]
         + [f"removed  network {name}" for name in r.get("removed_networks", [])]
         + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
-        + [f"stack {r['stack']} removed"]
     )
+
+
+def _removed_text(r: dict[str, Any]) -> str:
+    """The stdout of one stack's removal: nothing when nothing was found ("Nothing found in stack" went to
+    stderr) or when nothing was removed (what is kept went to stderr: not "stack a removed")."""
+    lines = _removed_lines(r)
+    if not r.get("found", True) or not lines:
+        return ""
+    return "\n".join([*lines, f"stack {r['stack']} removed"])
+
+
+def _merge(first: dict[str, Any], again: dict[str, Any]) -> None:
+    """The second pass of a stack folded into its first result: what it removed added, what is kept now."""
+    for key in ("removed", "removed_networks", "removed_objects"):
+        first[key] = [*first.get(key, []), *again.get(key, [])]
+    first["kept"] = again.get("kept", [])
+    first["found"] = first.get("found", True) or again.get("found", True)
+    first.pop("again", None)
 
 
 def cmd_stack_rm(args: argparse.Namespace) -> int:
     """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``, and again at the
-    end a stack whose objects only services of stacks named after it still used; --json: one stack's
-    result, or a list for several."""
+    end (once, its result merged into the first) a stack whose objects only services of stacks named after
+    it still used; --json: one stack's result, or a list of one per name given."""
     names = list(args.stacks)
+    queue = list(names)  # the names given, then each stack to remove again (at most once)
+    requeued: set[str] = set()
+    calls: list[str] = []
 
-    def remove(client: Any, stack: str) -> dict[str, Any]:
-        done.append(stack)
-        result = _remove_stack(client, stack, later=names[len(done) :])
-        if result.get("again"):  # `stack rm a b`, b using a's network: a's goes after b (Docker's leaves it)
-            names.append(stack)
+    def remove(stack: str) -> dict[str, Any]:
+        calls.append(stack)
+        position = len(calls) - 1
+        if position >= len(names):  # a second pass: never re-added (no `later`)
+            return {**_remove_stack(client, stack, rerun=True), "rerun": True}
+        result = _remove_stack(client, stack, later=names[position + 1 :])
+        if result.get("again") and stack not in requeued:  # `stack rm a b`, b on a's network: a's after b
+            requeued.add(stack)
+            queue.append(stack)
         return result
 
-    done: list[str] = []
-    return remove_each(args, names, remove, lambda _, r: _removed_text(r), one_as_object=True)
+    client = util.client_for(args)  # util's, as tests replace it
+    failures, results = Failures(), []
+    first: dict[str, dict[str, Any]] = {}  # each stack's first result, for its second pass
+    for stack, result in each_name(queue, remove, failures):
+        if result.pop("rerun", False) and stack in first:
+            _merge(first[stack], result)
+            text = "\n".join(_removed_lines(result))
+        else:
+            results.append(result)
+            first.setdefault(stack, result)
+            text = _removed_text(result)
+        if text and not wants_json(args):
+            print(text, flush=True)
+    if wants_json(args) and len(names) == 1:
+        if results:
+            print(json.dumps(results[0], indent=2, sort_keys=True))
+    elif wants_json(args):
+        print(json.dumps(results, indent=2, sort_keys=True))
+    return failures.report()

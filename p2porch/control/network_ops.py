@@ -247,7 +247,14 @@ def network_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[st
     # keeps any other (it dropped it: the service no longer reached the services it did); the host
     # network is a task's only one (Docker's --network host), so adding it leaves the default one
     on = attached or (NetworkAttachment(DEFAULT_NETWORK),)
-    missing = [name for name in rm if name not in {a.target for a in on}]
+    left = [a for a in on if a.target not in rm]
+    # --network-rm front --network-rm p2porch of a service on [front]: left on the default one, refused below
+    unnamed = DEFAULT_NETWORK in rm and not left and not added
+    missing = [
+        name
+        for name in rm
+        if name not in {a.target for a in on} and not (unnamed and name == DEFAULT_NETWORK)
+    ]
     if missing:  # as --env-rm/--mount-rm: removing what is not there is a mistake, not "nothing changed"
         names = ", ".join(a.target for a in on)
         raise ConfigError(

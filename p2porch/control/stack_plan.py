@@ -20,7 +20,7 @@ from ..raft.fsm_networks import spec_network_names
 from ..raft.state import ClusterState
 from ..scheduler.filters import DEFAULT_FILTERS, Requirements, ResourceFilter, first_rejection
 from ..scheduler.nodeinfo import build_node_infos
-from ..stack.names import STACK_LABEL
+from ..stack.names import STACK_LABEL, stack_membership
 from ..stack.networks import StackNetwork
 from ..stack.object_plan import ObjectRef
 
@@ -64,13 +64,21 @@ def unused_stack_networks(
 def networks_kept_in_use(state: ClusterState, stack: str) -> list[dict[str, Any]]:
     """The stack's own networks (labelled with it) that a prune left because services of another stack,
     or made by hand, still use them: ``{"name", "services"}`` each, for ``stack rm`` to say so (it kept
-    them silently, and no later ``stack rm`` removes them)."""
+    them silently, and no later ``stack rm`` removes them); ``stacks``: the stack of each user in one."""
     users: dict[str, list[str]] = {}
+    stacks: dict[str, str] = {}  # a user's stack (its label), for `stack rm a b` to know who leaves
     for svc in state.services.values():
         for name in spec_network_names(svc.spec):
             users.setdefault(name, []).append(svc.name)
+        member = stack_membership(dict(svc.spec.labels))
+        if member is not None:
+            stacks[svc.name] = member[0]
     return [
-        {"name": record.name, "services": sorted(users[record.name])}
+        {
+            "name": record.name,
+            "services": sorted(users[record.name]),
+            "stacks": {u: stacks[u] for u in sorted(users[record.name]) if u in stacks},
+        }
         for record in sorted(state.networks.values(), key=lambda r: r.name)
         if record.labels.get(STACK_LABEL) == stack and users.get(record.name)
     ]

@@ -2,7 +2,9 @@
 
 Owns one decision: a removal naming an object that exists in the cluster but that the service does not
 use is dropped with a warning, as Docker's CLI ignores it (a revoke loop over every service must not
-stop); a name that is neither (a typo) is left for the update to refuse. Never writes, never refuses.
+stop); a name that is neither (a typo) is left for the update to refuse, and so is the default network
+when the update leaves the service on no other (``network_ops.network_changes`` refuses it). Never
+writes, never refuses.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def unused_removals(
         if kind == "network":
             on = attached_targets(current if "networks" not in out else {"networks": out["networks"]})
             unused = [n for n in rm if n not in on and _exists(state, kind, n)]
+            if not (on - set(rm)) and not out.get("networks_add"):  # left on the default one: refused
+                unused = [n for n in unused if n != DEFAULT_NETWORK]  # by network_changes, not ignored
         else:
             refs = list(out.get(kind + "s", current.get(kind + "s") or []))
             unused = [n for n in rm if not uses_ref(kind, refs, n) and _exists(state, kind, n)]

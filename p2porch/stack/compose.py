@@ -209,9 +209,7 @@ def _fold_groups(
     if not ctx.shares and not joins.shares:
         return services
     for short, target in joins.shares.items():  # its name stays: an alias of X's tasks on its networks
-        specs[target], specs[short] = alias_member(
-            specs[target], specs[short], short, target, ctx.problems.warn
-        )
+        specs[target], specs[short] = alias_member(specs[target], specs[short], short)
     for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
         conf = confs.get(short)
         if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:

@@ -59,12 +59,10 @@ _UNSHAREABLE_IPC = ("private", "none")  # a main container's IPC modes no other 
 COMPLETED, STARTED = "service_completed_successfully", "service_started"
 
 
-def _warn_dropped(
-    short: str, target: str, spec: Mapping[str, Any], target_spec: Mapping[str, Any], problems: Problems
-) -> None:
-    """Say which of a folded service's own settings its target's task does not take (never silent). A
-    member's container options are never applied (its container gets none of them), even those equal to
-    its target's (``pid: host`` on both: the member still runs in its own PID namespace)."""
+def _dropped(spec: Mapping[str, Any], target_spec: Mapping[str, Any]) -> list[str]:
+    """A folded service's own settings its target's task does not take. A member's container options are
+    never applied (its container gets none of them), even those equal to its target's (``pid: host`` on
+    both: the member still runs in its own PID namespace)."""
     defaults = ServiceSpec.from_dict({"name": "x", "image": "x"}).to_dict()
     dropped = []
     for key, value in spec.items():
@@ -82,9 +80,17 @@ def _warn_dropped(
             ]
         else:
             dropped.append(key)
+    return sorted(dropped)
+
+
+def _warn_dropped(
+    short: str, target: str, spec: Mapping[str, Any], target_spec: Mapping[str, Any], problems: Problems
+) -> None:
+    """Say which of a folded service's own settings its target's task does not take (never silent)."""
+    dropped = _dropped(spec, target_spec)
     if dropped:
         problems.warn(
-            f"services.{short}: runs in {target}'s task; its own {', '.join(sorted(dropped))} "
+            f"services.{short}: runs in {target}'s task; its own {', '.join(dropped)} "
             f"{'is' if len(dropped) == 1 else 'are'} not applied (the task's are {target}'s)"
         )
 
@@ -182,11 +188,15 @@ def plan_joins(
     for short, targets in sorted(wanted.items()):
         target = shares.get(short) or next(iter(targets.values()))
         why = _join_refusal(short, target, targets, stack)
+        refused = {}  # key -> why it is ignored; a network_mode member stays in the group all the same
         for key, named in targets.items():
-            if why or named != target:
-                reason = why or f"it runs in {target}'s task (network_mode), not beside {named}"
-                out.ignored.append((f"{key}: service:{named}", short, reason))
-        keys = tuple(k for k, named in targets.items() if not why and named == target)
+            if named != target:
+                refused[key] = why or f"it runs in {target}'s task (network_mode), not beside {named}"
+            elif why or (key == "ipc" and _ipc_refusal(target, specs)):
+                refused[key] = why or _ipc_refusal(target, specs)
+        for key, reason in refused.items():
+            out.ignored.append((f"{key}: service:{targets[key]}", short, reason))
+        keys = tuple(k for k in targets if k not in refused)
         if keys:
             out.joined[short] = keys
             if short not in shares:
@@ -228,7 +238,27 @@ def _join_refusal(short: str, target: str, targets: Mapping[str, str], stack: _S
         _network_refusal(specs[short], specs[target], target)
         or _lifecycle_refusal(short, target, specs[short], stack)
         or _container_refusal(short, target, targets, specs[short], specs[target], stack)
+        or _loss_refusal(specs[short], specs[target], target)
     )
+
+
+def _ipc_refusal(target: str, specs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Why no container can join ``target``'s main container's IPC namespace ("" when one can)."""
+    mode = ((specs.get(target) or {}).get("container") or {}).get("ipc_mode")
+    return f"{target}'s IPC namespace is not shareable (ipc: {mode})" if mode in _UNSHAREABLE_IPC else ""
+
+
+def _loss_refusal(spec: Mapping[str, Any], target_spec: Mapping[str, Any], target: str) -> str:
+    """A join that would lose what the service had on its own: a network ``target`` is not on (and its
+    name there), or a setting of its own ``target``'s task does not take (replicas, mode, ...)."""
+    theirs = {n.get("target") for n in target_spec.get("networks", [])}
+    lost = sorted({n.get("target") for n in spec.get("networks", [])} - theirs)
+    if lost:
+        return f"it is on {', '.join(lost)}, which {target} is not on: as a sidecar it would not be"
+    dropped = [k for k in _dropped(spec, target_spec) if k != "networks"]
+    if dropped:
+        return f"its own {', '.join(dropped)} would not apply in {target}'s task"
+    return ""
 
 
 def _network_refusal(spec: Mapping[str, Any], target_spec: Mapping[str, Any], target: str) -> str:
@@ -263,6 +293,9 @@ def _lifecycle_refusal(short: str, target: str, spec: Mapping[str, Any], stack: 
     for other, deps in sorted(stack.depends.items()):
         if deps.get(short, STARTED) != STARTED and other != short:
             return f"{other} waits for it ({deps[short]}), which a sidecar cannot say"
+    condition = stack.depends.get(short, {}).get(target, STARTED)
+    if condition != STARTED:
+        return f"it waits for {target} ({condition}): a sidecar starts with {target}'s main container"
     own = sorted(d for d in stack.depends.get(short, {}) if d != target)
     if own:
         return f"it depends on {', '.join(own)}: a sidecar starts with {target}'s task"
@@ -286,8 +319,8 @@ def _container_refusal(
     options = [k for k in options if k not in _JOINER_OPTIONS]
     if options:
         return f"a sidecar takes none of its container options ({', '.join(options)}) but privileged"
-    if "ipc" in targets and (target_spec.get("container") or {}).get("ipc_mode") in _UNSHAREABLE_IPC:
-        return f"{target}'s IPC namespace is not shareable (ipc: {target_spec['container']['ipc_mode']})"
+    if "ipc" in targets and _ipc_refusal(target, stack.specs):
+        return _ipc_refusal(target, stack.specs)
     name = member_name(short)
     taken = {MAIN_NAME} | {
         member_name(s) for s, t in (*stack.shares.items(), *stack.planned.items()) if t == target
@@ -304,17 +337,12 @@ def _container_refusal(
 
 
 def alias_member(
-    target: Mapping[str, Any],
-    member: Mapping[str, Any],
-    short: str,
-    owner: str,
-    warn: Callable[[str], None],
+    target: Mapping[str, Any], member: Mapping[str, Any], short: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``target``, ``member``) specs for service ``short`` co-scheduled into the group of ``owner``
-    (``target`` is its spec): ``short`` becomes an alias of the owner's tasks on each network both were on
-    (its processes listen on the task's address), and so is each of its own aliases there; the member takes
-    the owner's networks; one it alone was on is named in a warning."""
-    own = {n["target"] for n in member.get("networks", [])}
+    """(``target``, ``member``) specs for service ``short`` co-scheduled into the group of ``target``'s
+    service: ``short`` becomes an alias of its tasks on each network both were on (its processes listen on
+    the task's address), and so is each of its own aliases there; the member takes the target's networks
+    (a member on a network the target is not on is never co-scheduled: ``_loss_refusal``)."""
     theirs = [dict(n) for n in target.get("networks", [])]
     name = short.lower()
     aliases = {n["target"]: [name, *n.get("aliases", [])] for n in member.get("networks", [])}
@@ -322,10 +350,6 @@ def alias_member(
         for alias in aliases.get(attachment["target"], []):
             if alias not in attachment.get("aliases", []):
                 attachment["aliases"] = [*attachment.get("aliases", []), alias]
-    lost = sorted(own - {n["target"] for n in theirs})
-    if lost:
-        names = ", ".join(lost)
-        warn(f"services.{short}: runs in {owner}'s task, on its networks; not on {names} (its own)")
     return {**target, "networks": theirs}, {**member, "networks": theirs}
 
 

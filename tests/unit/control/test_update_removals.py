@@ -73,3 +73,23 @@ def test_the_default_network_is_left_only_for_another() -> None:
     assert out == {"networks": [{"target": "host", "aliases": []}]}
     front = [{"target": "front", "aliases": []}]
     assert network_changes({"networks": front}, {"networks_rm": ["front"]}) == {"networks": []}  # default
+
+
+async def test_removing_the_default_network_with_the_services_last_one_is_refused(
+    ops: ServiceOps, manager: MemoryManager
+) -> None:
+    """Review h51 4: on [front], `--network-rm front --network-rm p2porch` left it on p2porch (exit 0, "uses
+    no network 'p2porch': ignored"): the update leaves it on no other network, so it is refused."""
+    await NetworkOps(manager).create({"name": "front"})  # type: ignore[arg-type]
+    await ops.create({"name": "api", "image": IMAGE, "networks": ["front"]})
+    with pytest.raises(ConfigError) as info:  # on main: ignored, networks [] (the default one)
+        await ops.update("api", {"networks_rm": ["front", "p2porch"]})
+    assert (
+        info.value.field == "networks_rm" and "--network-add NET --network-rm p2porch" in info.value.message
+    )
+    assert ops.view(ops.find("api"))["spec"]["networks"][0]["target"] == "front"  # nothing written
+    out = await ops.update("api", {"networks_rm": ["p2porch"]})  # still on front: ignored as before
+    assert out["ignored"] == ["api uses no network 'p2porch': --network-rm p2porch ignored"]
+    front = [{"target": "front", "aliases": []}]
+    with pytest.raises(ConfigError, match="always on a network"):
+        network_changes({"networks": front}, {"networks_rm": ["front", "p2porch"]})

@@ -83,11 +83,29 @@ X = "haproxy: {image: haproxy}"
             "{haproxy: {image: h, ipc: private}, shm: {image: s, ipc: 'service:haproxy'}}",
             "haproxy's IPC namespace is not shareable (ipc: private)",
         ),
+        (  # review h51 3: it starts once haproxy is healthy, a sidecar with its main container
+            "{haproxy: {image: h, healthcheck: {test: [CMD, ok]}}, agent: {image: a, pid: 'service:haproxy', "
+            "depends_on: {haproxy: {condition: service_healthy}}}}",
+            "it waits for haproxy (service_healthy): a sidecar starts with haproxy's main container",
+        ),
+        (  # review h51 6: what it had on its own would be lost in haproxy's task
+            "{haproxy: {image: h, networks: [a]}, agent: {image: a, pid: 'service:haproxy', networks: [b]}}",
+            "it is on app_b, which haproxy is not on",
+        ),
+        (
+            f"{{{X}, agent: {{image: a, pid: 'service:haproxy', deploy: {{mode: global}}}}}}",
+            "its own mode would not apply in haproxy's task",
+        ),
+        (
+            f"{{{X}, agent: {{image: a, pid: 'service:haproxy', deploy: {{replicas: 3}}}}}}",
+            "its own replicas would not apply in haproxy's task",
+        ),
     ],
 )
 def test_a_join_that_would_change_how_it_runs_is_ignored_and_it_deploys_on_its_own(services, why):
     secrets = "secrets: {a: {file: ./a}, b: {file: ./b}}"
-    definition = load(f"services: {services}\n{secrets if 'secrets:' in services else ''}")
+    networks = "networks: {a: {}, b: {}}" if "networks:" in services else ""
+    definition = load(f"services: {services}\n{secrets if 'secrets:' in services else ''}\n{networks}")
     warnings = "\n".join(definition.warnings)
     joiner = next(s for s in ("certbot", "keepalived", "spy", "agent", "main", "shm") if s in services)
     assert f"(service {joiner}): {why}" in warnings, warnings
@@ -163,3 +181,23 @@ def test_a_dependents_own_wait_on_the_target_keeps_its_condition():
     )
     web = next(s for s in definition.services if s.short_name == "web")
     assert [(d.service, d.condition) for d in web.depends_on] == [("app", "service_healthy")]
+
+
+@pytest.mark.parametrize("mode", ["private", "none"])
+def test_a_network_mode_members_ipc_on_an_unshareable_main_is_ignored_it_stays_in_the_group(mode):
+    """Review h51 2: the file deployed before ipc: service:X was read; it was refused whole (the group's
+    sidecars[0].ipc). Only the ipc key is ignored, with a warning; the member stays in X's task."""
+    definition = load(
+        f"""
+        services:
+          x: {{image: x, ipc: {mode}}}
+          m: {{image: m, network_mode: "service:x", pid: "service:x", ipc: "service:x"}}
+        """
+    )
+    member = spec_of(definition, "x")["sidecars"][0]
+    assert member["name"] == "m" and member.get("pid") == "main" and "ipc" not in member
+    warnings = "\n".join(definition.warnings)
+    assert (
+        f"ignoring ipc: service:x (service m): x's IPC namespace is not shareable (ipc: {mode})" in warnings
+    )
+    assert "ignoring pid" not in warnings

@@ -144,7 +144,8 @@ def test_a_namespace_that_cannot_be_joined_stays_ignored_saying_why(services, ke
     assert f"ignoring {key} (service s): {why}" in warnings
 
 
-def test_its_own_networks_the_target_is_not_on_are_named():
+def test_a_joiner_on_a_network_the_target_is_not_on_deploys_on_its_own():
+    """Review h51 6: folded, it lost metrics and its name there (only a warning): the join is refused."""
     definition = load(
         """
         services:
@@ -153,11 +154,11 @@ def test_its_own_networks_the_target_is_not_on_are_named():
         networks: {front: {}, metrics: {}}
         """
     )
-    app = spec_of(definition, "app")
-    assert app["networks"] == [{"target": "app_front", "aliases": ["agent"]}]
-    assert "services.agent: runs in app's task, on its networks; not on app_metrics" in "\n".join(
-        definition.warnings
-    )
+    assert "sidecars" not in spec_of(definition, "app")
+    assert [n["target"] for n in spec_of(definition, "agent")["networks"]] == ["app_front", "app_metrics"]
+    warnings = "\n".join(definition.warnings)
+    assert "(service agent): it is on app_metrics, which app is not on" in warnings
+    assert "runs in app's task" not in warnings
 
 
 def test_the_group_containers_pid_and_ipc_are_spec_version_6_and_only_main():

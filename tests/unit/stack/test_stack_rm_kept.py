@@ -47,7 +47,9 @@ async def test_stack_rm_names_its_network_another_stack_still_uses() -> None:
         await ops.apply(load_stack(stack, text, lambda path: ""))
     result = await ops.rm("a")
     assert result["removed_networks"] == ["a_private"]
-    assert result["kept_networks"] == [{"name": "shared_public", "services": ["b-front"]}]
+    assert result["kept_networks"] == [
+        {"name": "shared_public", "services": ["b-front"], "stacks": {"b-front": "b"}}
+    ]
     assert manager.state.network_by_name("shared_public") is not None  # b-front still runs on it
     assert (await ops.rm("b"))["kept_networks"] == []  # b's is external: never b's to remove or keep
 
@@ -110,7 +112,7 @@ class TwoStacks(Api):
         if path == "/stacks/b":
             return {"stack": "b", "removed": ["b-front"], "removed_networks": [], "kept_networks": []}
         if self.deleted.count(path) == 1:
-            kept = [{"name": "shared_public", "services": ["b-front"]}]
+            kept = [{"name": "shared_public", "services": ["b-front"], "stacks": {"b-front": "b"}}]
             return {"stack": "a", "removed": ["a-api"], "removed_networks": [], "kept_networks": kept}
         return {"stack": "a", "removed": [], "removed_networks": ["shared_public"], "kept_networks": []}
 
