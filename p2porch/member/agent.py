@@ -25,6 +25,7 @@ from ..context import MemberContext
 from ..errors import ExecutorError
 from ..metrics import Metrics
 from ..model import TERMINAL_STATES, DesiredState, Task
+from ..model.netrefs import HOST_NETWORK
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
 from ..raft.fsm import Change
@@ -312,6 +313,15 @@ class MeasuredExecutor:
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
         started = trio.current_time()
         bridge = self._bridge[1] if self._bridge and assignment.network == self._bridge[0] else None
+        # a host-network task's resolver is the node's DNS on the network's gateway, local once the network
+        # is made: best effort (it starts whatever the overlay does)
+        if (
+            self._bridge is not None
+            and assignment.network == HOST_NETWORK
+            and assignment.dns_servers
+            and (error := await _network_error(*self._bridge))
+        ):
+            log.warning("task %s: the cluster DNS on its node's gateway: %s", assignment.task_id, error)
         try:
             if bridge is not None and (error := await _network_error(assignment.network, bridge)):
                 outcome = StartOutcome(None, error)  # reported as the start's error, as the engine's are

@@ -1,6 +1,6 @@
 """The agent makes the node's Docker network before its first container start on it (member/agent.py
 ``MeasuredExecutor`` with ``NodeBridge``, netoverlay/bridge.py): once, not for a task on the host's
-network, and again after a start on it failed (the network deleted by hand). A network that cannot be made
+network unless it resolves through the node's DNS (on the network's gateway; best effort), and again after a start on it failed (the network deleted by hand). A network that cannot be made
 is the start's error (as an engine's), and one it made wakes the rules' owners for a full pass."""
 
 from __future__ import annotations
@@ -159,3 +159,15 @@ async def test_the_network_made_wakes_the_policy_and_traffic_loops_once() -> Non
     again = board.engine_back
     await agent.start(replace(TASK, task_id="t2"))
     assert not again.is_set()  # found made: nothing new
+
+
+async def test_a_host_network_task_resolving_through_the_nodes_dns_has_the_network_made_first() -> None:
+    engine = Engine()
+    agent = executor(engine)
+    host = replace(TASK, network="host", dns_servers=("10.241.1.1",))  # the node's gateway (its DNS)
+    assert (await agent.start(host)).error == ""
+    assert engine.calls == ["ensure", "start t1"] and engine.networks == {NETWORK}
+    down = Engine()
+    down.down = True  # best effort: the task starts whatever the network does
+    assert (await executor(down).start(replace(host, task_id="t2"))).error == ""
+    assert down.calls == ["ensure", "start t2"] and not down.networks
