@@ -378,20 +378,25 @@ def test_roll_to_with_data_is_refused(api: AppClient) -> None:
     assert refused.value.field == "roll_to" and api.get("/objects/config/c")["version"] == 1
 
 
-def test_follow_names_only_existing_objects_of_the_stack(
+def test_follow_keeps_only_existing_objects_of_the_stack(
     tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An old CLI (6b5b78ec) names in ``follow`` every object it versioned, a shared one included: the
+    entry is dropped (the deploy goes on; the CLI's roll_to rolls its users), not followed and not
+    refused (at 2e145e4d: every deploy of the stack failed after the new version was written)."""
     sent: list[Any] = []
     post = api.post
     monkeypatch.setattr(api, "post", lambda path, body=None: sent.append(body) or post(path, body))
     assert deploy(tmp_path) == 0
     body = next(b for b in sent if b and "services" in b)  # the deploy body the CLI sent
     api.post("/objects/config", {"name": "shared", "data": "djE="})
+    api.post("/objects/config/shared/update", {"data": "djI=", "defer_roll": True})
     for name in ["shared", "missing"]:
         follow = [{"kind": "config", "name": "shop-conf"}, {"kind": "config", "name": name}]
-        with pytest.raises(ConfigError) as refused:  # main: taken
-            api.post("/stacks/shop", {**body, "follow": follow})
-        assert refused.value.field == "follow[1]" and "not an object of stack shop" in refused.value.message
+        api.post("/stacks/shop", {**body, "follow": follow})  # 2e145e4d: ConfigError follow[1]
+    with pytest.raises(ConfigError) as refused:  # a malformed entry is still refused
+        api.post("/stacks/shop", {**body, "follow": [{"kind": "volume", "name": "x"}]})
+    assert refused.value.field == "follow[0]"
 
 
 def test_an_object_of_another_origin_the_deploy_updates_is_rolled_after_not_followed(
