@@ -26,7 +26,15 @@ from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, emit_tasks
 from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
-from .stack_objects import Rolled, deploy_objects, object_ref, object_values, roll_rest, undo_created_objects
+from .stack_objects import (
+    Rolled,
+    deploy_objects,
+    object_ref,
+    object_values,
+    roll_cut_short,
+    roll_rest,
+    undo_created_objects,
+)
 from .stack_rm import cmd_stack_rm
 from .util import (
     EXIT_OK,
@@ -202,7 +210,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     try:
         result = _deploy_services(args, client, definition, rolled, created)
     except BaseException:  # refused, a wait timed out, Ctrl-C: the new versions' users roll all the same
-        roll_rest(client, rolled)
+        roll_cut_short(client, rolled)
         raise
     others = roll_rest(client, rolled)  # the deploy's services follow already: the others now
     if others:
@@ -241,8 +249,7 @@ def _deploy_services(
                 deploy_body(definition, wave.services, prune if last else False, rolled),
             )
         except P2POrchError as exc:  # a key the daemon refused (a port it owns, a name taken): name the file
-            roll_rest(client, rolled)  # their new version stays: every user follows it, as before
-            rolled.clear()  # rolled: nothing left for the caller's
+            roll_cut_short(client, rolled)  # the new version stays: every user follows it (emptied)
             undo_created_objects(client, created)
             if not (exc.field or "").startswith("services."):
                 raise

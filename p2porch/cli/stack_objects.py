@@ -23,7 +23,15 @@ from ..vault import MAX_VALUE_BYTES, validate_value
 from .localfiles import read_flag_bytes
 from .util import UsageError
 
-__all__ = ["Rolled", "deploy_objects", "object_ref", "object_values", "roll_rest", "undo_created_objects"]
+__all__ = [
+    "Rolled",
+    "deploy_objects",
+    "object_ref",
+    "object_values",
+    "roll_cut_short",
+    "roll_rest",
+    "undo_created_objects",
+]
 
 
 def object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes | None]]:
@@ -87,7 +95,7 @@ def deploy_objects(
             if data is not None:
                 _deploy_object(client, definition, obj, data, (action, owned), (lines, created, rolled))
     except BaseException:  # a later object failed (or Ctrl-C): the versions written still roll
-        roll_rest(client, rolled)
+        roll_cut_short(client, rolled)
         raise
     return lines, created, rolled
 
@@ -196,3 +204,22 @@ def undo_created_objects(client: Any, created: list[tuple[str, str]]) -> None:
                 print(f"warning: could not remove {kind} {name}: {exc.message}", file=sys.stderr)
                 continue
             print(f"removed {kind} {name} (the deploy was refused)", file=sys.stderr)
+
+
+def roll_cut_short(client: Any, rolled: list[Rolled]) -> None:
+    """Roll the users of each new version of a deploy cut short (refused, a wait timed out, Ctrl-C), then
+    empty ``rolled`` (never rolled twice). Said first; a Ctrl-C during it stops it and lets the deploy's
+    own error through (the caller re-raises it): the version stays pending, the next deploy rolls it."""
+    if not rolled:
+        return
+    names = ", ".join(f"{obj.kind} {obj.name}" for obj in rolled)
+    print(f"rolling the new versions of {names} to their users", file=sys.stderr)
+    try:
+        roll_rest(client, rolled)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the users of {names} may not all be rolled (the next deploy rolls them)",
+            file=sys.stderr,
+        )
+    finally:
+        rolled.clear()

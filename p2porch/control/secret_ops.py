@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
+import logging
 import posixpath
 import secrets as stdlib_secrets
 from collections.abc import Callable, Collection
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, no_such
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, RaftError, no_such
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
 from ..model.filerefs import SECRETS_DIR, parse_file_ref
 from ..model.metadata_limits import check_labels
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
 __all__ = ["Follow", "SecretOps", "kept_refs", "resolve_file_refs", "secret_endpoints", "secret_view"]
+
+log = logging.getLogger(__name__)
 
 OBJECT_ID_BYTES = 8
 #: ``(kind, name)`` of the secrets/configs a stack deploy gave a new version without rolling them
@@ -250,11 +252,9 @@ class SecretOps:
                 raise ConfigError(
                     f"roll_to: {kind} {record.name!r} has no version {version!r}", field="roll_to"
                 )
-            rolled = await self._roll_followers(kind, record.name, version)
-            if record.roll_pending == version:  # a node not reading roll_done: the marker stays
-                done = C.RollDone(at=self.clock.now(), kind=kind, name=record.name, secret_version=version)
-                with contextlib.suppress(NotAllowedError):
-                    await self.manager.write(done.encode())
+            rolled = await self._roll_followers(kind, record.name, version, roll_to=True)
+            if record.roll_pending == version:
+                await self._roll_done(kind, record.name, version)
             return {**self.inspect(kind, record.name), "rolled_services": rolled}
         value = _value(body, kind)
         if "template_driver" in body and _template_driver(body, kind) != record.template_driver:
@@ -279,17 +279,33 @@ class SecretOps:
         view["rolled_services"] = rolled
         return view
 
-    async def _roll_followers(self, kind: str, name: str, version: int) -> list[str]:
-        """Roll every service that follows ``name`` to ``version``; the names of those rolled."""
+    async def _roll_done(self, kind: str, name: str, version: int) -> None:
+        """Clear ``roll_pending`` after its roll, best effort: the roll is done whatever this write's
+        outcome (a node not reading roll_done, a leader change, the object removed meanwhile); a marker
+        left makes the next deploy roll again, which skips the users rolled back by hand."""
+        done = C.RollDone(at=self.clock.now(), kind=kind, name=name, secret_version=version)
+        try:
+            await self.manager.write(done.encode())
+        except (NotAllowedError, RaftError, NotFoundError) as exc:
+            log.warning(
+                "%s %s: version %d rolled, its pending mark not cleared: %s", kind, name, version, exc
+            )
+
+    async def _roll_followers(self, kind: str, name: str, version: int, roll_to: bool = False) -> list[str]:
+        """Roll every service that follows ``name`` to ``version``; the names of those rolled. ``roll_to``
+        (a deploy's roll, perhaps of a version left pending): a service whose rollback point already
+        carries ``version`` was rolled back from it by hand and stays."""
         rolled = []
         for service_id in list(self._state().services):
-            followed = await self._roll_follower(service_id, kind, name, version)
+            followed = await self._roll_follower(service_id, kind, name, version, roll_to)
             if followed is not None:
                 rolled.append(followed)
         return rolled
 
     @redone_on_newer_record("service_version")
-    async def _roll_follower(self, service_id: str, kind: str, name: str, version: int) -> str | None:
+    async def _roll_follower(
+        self, service_id: str, kind: str, name: str, version: int, roll_to: bool = False
+    ) -> str | None:
         """Move one service's unpinned references to ``name`` up to ``version``, read afresh at each run:
         the write is conditional on the version read, and a commit to the service meanwhile (the
         leader's rollout or rebalance bookkeeping, an autoscale, a user's scale) is no reason to leave
@@ -300,6 +316,9 @@ class SecretOps:
         refs = getattr(svc.spec, kind + "s")
         if not any(r.source == name and not r.pinned and r.version < version for r in refs):
             return None  # a newer `update` of the object already moved it: never back
+        left = getattr(svc.previous_spec, kind + "s", ())
+        if roll_to and any(r.source == name and not r.pinned and r.version >= version for r in left):
+            return None  # rolled back by hand from this version: a later roll_to does not undo it
         followed = tuple(
             replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
         )

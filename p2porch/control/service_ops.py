@@ -35,7 +35,6 @@ from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..model.update_sequence import (
     base_digest,
     decide,
-    earlier_specs,
     moved_by_the_cluster,
     out_of_sequence,
     outcome_unknown_at,
@@ -231,10 +230,10 @@ class ServiceOps:
         Its base is ``base_spec`` (the digest of the spec the caller read) or the spec read here first:
         redone on a newer record, it is refused "update out of sequence" once another write changed the
         spec, never merged into it, unless only the cluster's own work moved it (the autoscaler, a
-        secret roll: model/update_sequence.py). An update the spec already carries answers ``already``."""
+        secret roll: model/update_sequence.py). A resend the spec already carries answers ``already``."""
         read = self.find(ref)
         bases = {"base_spec": spec_digest(read.spec.to_dict()), "base_previous": previous_digest(read)}
-        return await self._update(ref, {**bases, **changes}, follow)
+        return await self._update(ref, {**bases, **changes}, follow, "base_spec" in changes)
 
     def _merged(
         self, current: ServiceSpec, changes: dict[str, Any], follow: Follow, force: bool
@@ -261,7 +260,10 @@ class ServiceOps:
             return False
 
     @redone_on_newer_record("service_version")
-    async def _update(self, ref: str, changes: dict[str, Any], follow: Follow) -> dict[str, Any]:
+    async def _update(
+        self, ref: str, changes: dict[str, Any], follow: Follow, resend: bool
+    ) -> dict[str, Any]:
+        """``resend``: the caller named ``base_spec`` (sent again after a lost answer)."""
         changes = dict(changes)
         base = base_digest(changes.pop("base_spec"))
         previous = changes.pop("base_previous", None)
@@ -278,15 +280,14 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
+        previous = None if previous is None else base_digest(previous, "base_previous")
         current = spec_digest(service.spec.to_dict())
+        already = {"already": True} if resend else {}  # its first send committed (not another's write)
         if current != base and self._written_already(service, base, (changes, follow, force)):
-            return {**self.view(service), "changed": [], "already": True}
-        if current != base and any(
-            spec_digest(s) == base and moved_by_the_cluster(s, service.spec.to_dict())
-            for s in earlier_specs(service)
-        ):
+            return {**self.view(service), "changed": [], **already}
+        if current != base and moved_by_the_cluster(service, base, previous, resend):
             base = current  # only the autoscaler or a secret roll moved it: merged into that spec
-        elif previous is not None and base_digest(previous, "base_previous") != previous_digest(service):
+        elif previous is not None and previous != previous_digest(service):
             base = ""  # the spec left its base and came back (a rollback since it was read): not written
         changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
         spec = self._merged(service.spec, changes, follow, force)
@@ -299,8 +300,12 @@ class ServiceOps:
         if decide(base, current, change.changed or force) == "refuse":
             raise ConflictError(out_of_sequence(service.name), field="base_spec")
         if not change.changed and not force and not service.update_paused:  # nothing written
-            already = {"already": True} if base != current else {}
-            return {**self.view(service), "changed": [], "ignored": skip, **already}
+            return {
+                **self.view(service),
+                "changed": [],
+                "ignored": skip,
+                **(already if base != current else {}),
+            }
         update = C.UpdateService.of(
             service,
             at=now,

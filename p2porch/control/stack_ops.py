@@ -118,8 +118,10 @@ def parse_follow(
     """``follow`` of a deploy body: ``[{"kind": "config", "name": N}, ...]``, the secrets and configs the
     CLI just gave a new version without rolling their services (``defer_roll``): each service of the
     deploy that references one takes its current version in its one update, with its other changes.
-    Only existing objects of this stack (``secrets``: the state's records): following a shared or
-    external one would move the stack's services to its version, undoing a deliberate rollback."""
+    Only existing objects of this stack are kept (``secrets``: the state's records): following a shared
+    or external one would move the stack's services to its version, undoing a deliberate rollback. Any
+    other entry is dropped, not refused (a CLI before session 51 names every object it versioned; the
+    CLI's roll_to rolls their users after the deploy); a malformed one is refused."""
     raw = body.get("follow") or []
     if not isinstance(raw, list) or len(raw) > MAX_STACK_SERVICES:
         raise ConfigError("follow: expected a list of {kind, name}", field="follow")
@@ -133,11 +135,8 @@ def parse_follow(
             raise ConfigError(f"follow[{i}]: expected {{kind: secret|config, name}}", field=f"follow[{i}]")
         kind, name = str(entry["kind"]), str(entry["name"])
         record = secrets.get(f"{kind}:{name}")
-        if record is None or record.labels.get(STACK_LABEL) != stack:
-            raise ConfigError(
-                f"follow[{i}]: {kind} {name!r} is not an object of stack {stack}", field=f"follow[{i}]"
-            )
-        out.add((kind, name))
+        if record is not None and record.labels.get(STACK_LABEL) == stack:
+            out.add((kind, name))
     return frozenset(out)
 
 

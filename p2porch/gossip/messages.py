@@ -25,8 +25,10 @@ RESTART_META_KEY = "r"  # NodeMeta.restart_until on the wire
 COMMAND_VERSIONS_META_KEY = "cv"  # NodeMeta.command_versions on the wire
 #: keys of NodeMeta that are best-effort: one that would take the meta past META_MAX_BYTES (node labels
 #: fill it) is left out (``fit_meta``, first key first) rather than failing the agent's start or the
-#: daemon's stop; without ``cv`` a node counts as reading only the baseline command versions
-OPTIONAL_META_KEYS = (COMMAND_VERSIONS_META_KEY, "e", "p", RESTART_META_KEY)
+#: daemon's stop; without ``cv`` a node counts as reading only the baseline command versions. The
+#: restart hold ``r`` (what the cluster does while the node restarts) outranks the engine version and
+#: architecture (``e``, ``p``: shown by ``node ls`` only)
+OPTIONAL_META_KEYS = (COMMAND_VERSIONS_META_KEY, RESTART_META_KEY, "e", "p")
 MAX_COMMAND_VERSIONS = 16  # entries of a peer's ``cv`` read (each a command tag above the baseline)
 MAX_NAME_BYTES = 128
 

@@ -10,11 +10,11 @@ named by :func:`spec_digest` (``base_spec`` of an update body): the daemon's own
 marked done, a rebalance cleared) leaves it as it is, so such a write is no reason to refuse it.
 :func:`decide` owns the rule and nothing else: a spec still at its base takes the update; one that moved
 takes nothing when the update would change nothing (the retried write already committed, or the other
-writer made the same change: idempotent, answered ``already``), and refuses it otherwise, in Docker's
+writer made the same change: idempotent, ``already`` to a resend), and refuses it otherwise, in Docker's
 words. Three writes of the cluster itself change the spec: the autoscaler (``replicas``), the roll of a
 new secret/config version (the versions of unpinned references) and the automatic rollback.
-:func:`moved_by_the_cluster` tells the first two from a user's write (:func:`earlier_specs` gives the
-spec such a write started from): an update is then merged into the newer spec, not refused. A retry
+:func:`moved_by_the_cluster` tells the first two from a user's write (a hand scale included): an
+update is then merged into the newer spec, not refused (a resend never into a roll). A retry
 also names the rollback point it read (``base_previous``, a digest): a spec that left its base and came
 back (a rollback between the lost answer and the retry) is refused, not written over again.
 """
@@ -34,7 +34,6 @@ __all__ = [
     "OUT_OF_SEQUENCE",
     "base_digest",
     "decide",
-    "earlier_specs",
     "moved_by_the_cluster",
     "out_of_sequence",
     "outcome_unknown_at",
@@ -67,19 +66,8 @@ def previous_digest(service: Service) -> str:
     return spec_digest(service.previous_spec.to_dict() if service.previous_spec is not None else {})
 
 
-def earlier_specs(service: Service) -> list[dict[str, Any]]:
-    """The specs (stored form) the service's last spec write may have started from: its rollback point
-    (a user's update, the roll of a new secret version) and, after an autoscale to its replicas now, the
-    spec with the replicas it scaled from (the autoscaler keeps the rollback point)."""
-    out = [service.previous_spec.to_dict()] if service.previous_spec is not None else []
-    last = service.autoscale_last
-    if last is not None and last.to_replicas == service.spec.replicas:
-        out.append({**service.spec.to_dict(), "replicas": last.from_replicas})
-    return out
-
-
-def _but_the_cluster_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
-    out = {key: value for key, value in spec.items() if key != "replicas"}
+def _but_a_roll_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(spec)
     for key in ("secrets", "configs"):  # an unpinned reference follows its object's versions
         out[key] = [
             {k: v for k, v in ref.items() if k != "version" or ref.get("pinned")}
@@ -88,11 +76,30 @@ def _but_the_cluster_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def moved_by_the_cluster(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether ``before`` became ``after`` through the autoscaler's ``replicas`` or a secret/config roll
-    only (the fields the cluster's own writes move): an update computed on ``before`` is merged into
-    ``after`` rather than refused."""
-    return _but_the_cluster_moves(before) == _but_the_cluster_moves(after)
+def moved_by_the_cluster(service: Service, base: str, previous: str | None, resend: bool) -> bool:
+    """Whether the spec left ``base`` (read with the rollback point ``previous``) through the cluster's
+    own last write only: the autoscaler's step to the ``replicas`` it has now (from the replicas of
+    ``base``, its rollback point kept), or the roll of a new secret/config version (the versions of
+    unpinned references; the roll makes ``base`` the rollback point). An update computed on ``base`` is
+    then merged into the spec now rather than refused. A user's scale is never taken for the
+    autoscaler's; a resend (``resend``: the caller named its base) is never merged into a roll, whose
+    rollback point overwrote the one the resend read (a rollback in between could not be told)."""
+    spec = service.spec.to_dict()
+    last = service.autoscale_last
+    if (
+        last is not None
+        and last.to_replicas == service.spec.replicas
+        and spec_digest({**spec, "replicas": last.from_replicas}) == base
+        and (previous is None or previous == previous_digest(service))
+    ):
+        return True
+    before = service.previous_spec.to_dict() if service.previous_spec is not None else None
+    return (
+        not resend
+        and before is not None
+        and spec_digest(before) == base
+        and _but_a_roll_moves(before) == _but_a_roll_moves(spec)
+    )
 
 
 def decide(base: str, current: str, changes_it: bool) -> Decision:

@@ -228,12 +228,17 @@ def test_the_users_own_if_version_is_not_sent_again() -> None:
 # ----------------------------------------------------------------------------- a reviewer's findings (r51e)
 
 
-async def lost_then_sent_again(changes: dict[str, Any], between: Any = None) -> tuple[ServiceOps, Any]:
+async def lost_then_sent_again(
+    changes: dict[str, Any], between: Any = None, secrets: list[str] | None = None
+) -> tuple[ServiceOps, Any]:
     """``changes`` committed with its answer lost; ``between(ops)`` runs; the same body sent again with
-    the bases the lost answer named. (ops, the answer or the error of the second send)."""
+    the bases the lost answer named (the service uses ``secrets``, each created with ``v1``). (ops, the
+    answer or the error of the second send)."""
     manager = CommitsThenTimesOut()
     ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
-    await ops.create(dict(SPEC))
+    for name in secrets or ():
+        await SecretOps(manager, lambda: (0, b"k" * 32)).create("secret", {"name": name, "data": "djE="})  # type: ignore[arg-type]
+    await ops.create({**SPEC, "secrets": secrets or []})
     manager.lose_next = True
     with pytest.raises(ProposalTimeout) as lost:
         await ops.update("web", dict(changes))

@@ -343,7 +343,7 @@ def test_a_rerun_rolls_a_version_a_killed_deploy_left_pending(
             raise SystemExit(137)
 
         killed.setattr(cli_stack, "_deploy_services", kill)
-        killed.setattr(cli_stack, "roll_rest", lambda client, rolled: [])  # a kill runs no finally
+        killed.setattr(cli_stack, "roll_cut_short", lambda client, rolled: None)  # a kill: no finally
         with pytest.raises(SystemExit):
             deploy(tmp_path, conf="v2\n")
     assert refs(api, "shop-web", "configs") == [1] and config_record(api).roll_pending == 2
@@ -378,20 +378,25 @@ def test_roll_to_with_data_is_refused(api: AppClient) -> None:
     assert refused.value.field == "roll_to" and api.get("/objects/config/c")["version"] == 1
 
 
-def test_follow_names_only_existing_objects_of_the_stack(
+def test_follow_keeps_only_existing_objects_of_the_stack(
     tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An old CLI (6b5b78ec) names in ``follow`` every object it versioned, a shared one included: the
+    entry is dropped (the deploy goes on; the CLI's roll_to rolls its users), not followed and not
+    refused (at 2e145e4d: every deploy of the stack failed after the new version was written)."""
     sent: list[Any] = []
     post = api.post
     monkeypatch.setattr(api, "post", lambda path, body=None: sent.append(body) or post(path, body))
     assert deploy(tmp_path) == 0
     body = next(b for b in sent if b and "services" in b)  # the deploy body the CLI sent
     api.post("/objects/config", {"name": "shared", "data": "djE="})
+    api.post("/objects/config/shared/update", {"data": "djI=", "defer_roll": True})
     for name in ["shared", "missing"]:
         follow = [{"kind": "config", "name": "shop-conf"}, {"kind": "config", "name": name}]
-        with pytest.raises(ConfigError) as refused:  # main: taken
-            api.post("/stacks/shop", {**body, "follow": follow})
-        assert refused.value.field == "follow[1]" and "not an object of stack shop" in refused.value.message
+        api.post("/stacks/shop", {**body, "follow": follow})  # 2e145e4d: ConfigError follow[1]
+    with pytest.raises(ConfigError) as refused:  # a malformed entry is still refused
+        api.post("/stacks/shop", {**body, "follow": [{"kind": "volume", "name": "x"}]})
+    assert refused.value.field == "follow[0]"
 
 
 def test_an_object_of_another_origin_the_deploy_updates_is_rolled_after_not_followed(
@@ -404,3 +409,55 @@ def test_an_object_of_another_origin_the_deploy_updates_is_rolled_after_not_foll
     assert deploy(tmp_path, conf="v2\n") == 0
     assert refs(api, "shop-web", "configs") == [3]  # created as v1, the first deploy's value, then v2
     assert "rolled shop-web (outside the deploy)" in capsys.readouterr().err
+
+
+def interrupted_rolls(api: AppClient, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``roll_to`` posted from now on is interrupted (Ctrl-C): the bodies posted."""
+    posted: list[Any] = []
+    post = api.post
+
+    def ctrl_c(path: str, body: Any = None) -> Any:
+        if "roll_to" in (body or {}):
+            posted.append(body)
+            raise KeyboardInterrupt
+        return post(path, body)
+
+    monkeypatch.setattr(api, "post", ctrl_c)
+    return posted
+
+
+def test_a_ctrl_c_during_the_cleanup_roll_keeps_the_deploys_own_error(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A depends_on wait timed out; the user presses Ctrl-C while the new version's users roll: the
+    roll stops, the wait's error is printed and is the exit (2e145e4d: exit 130, the error never said)."""
+    assert deploy(tmp_path) == 0
+    capsys.readouterr()
+
+    def times_out(*args: Any) -> None:
+        raise P2POrchError("shop-db not ready after 1s: deploy again once they run")
+
+    monkeypatch.setattr(cli_stack, "_wait", times_out)
+    posted = interrupted_rolls(api, monkeypatch)
+    assert deploy(tmp_path, conf="v2\n") == 1
+    err = capsys.readouterr().err
+    assert "rolling the new versions of config shop-conf to their users" in err
+    assert "shop-db not ready after 1s" in err and len(posted) == 1
+    assert config_record(api).roll_pending == 2  # the next deploy rolls it
+
+
+def test_a_ctrl_c_during_a_refused_deploys_roll_rolls_once_and_says_the_refusal(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy(tmp_path) == 0
+    api.post("/services", {"name": "taken", "image": "p2porch/busybox:latest", "publish": ["8080:80"]})
+    db = "  db:\n    image: p2porch/busybox:latest\n"
+    text = COMPOSE.format(tag="1", nets="front").replace(db, db + "    ports: ['8080:80']\n")
+    (tmp_path / "app.conf").write_text("v2\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(text)
+    capsys.readouterr()
+    posted = interrupted_rolls(api, monkeypatch)
+    assert main(["stack", "deploy", "-c", str(compose), "shop"]) == 1  # 2e145e4d: 130
+    assert "services.db.ports" in capsys.readouterr().err
+    assert len(posted) == 1  # 2e145e4d: rolled again by the outer handler
