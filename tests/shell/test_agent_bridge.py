@@ -1,7 +1,8 @@
 """The agent makes the node's Docker network before its first container start on it (member/agent.py
 ``MeasuredExecutor`` with ``NodeBridge``, netoverlay/bridge.py): once, not for a task on the host's
-network unless it resolves through the node's DNS (on the network's gateway; best effort), and again after a start on it failed (the network deleted by hand). A network that cannot be made
-is the start's error (as an engine's), and one it made wakes the rules' owners for a full pass."""
+network unless it resolves through the node's DNS (on the network's gateway; best effort), and again
+after a start on it failed (the network deleted by hand). A network that cannot be made is the start's
+error (as an engine's), and one it made wakes the rules' owners for a full pass."""
 
 from __future__ import annotations
 
