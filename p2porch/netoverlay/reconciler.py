@@ -124,6 +124,7 @@ class OverlayReconciler:
         self._changes = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
         self._now = False  # a pass was asked for now (``notify``)
         self._full_now = False  # a full pass, host checks included, was asked for now (``resync``)
+        self._bridge_error = ""  # the last host check of the Docker network failed so (the engine down)
 
     # ----- pieces
     async def underlay(self) -> tuple[str, int]:
@@ -262,6 +263,7 @@ class OverlayReconciler:
         _, mtu = await self.underlay()
         spec = plan_network(self.local, self.settings, mtu)
         changed = await (self.bridge.warm(spec) if warm else self.bridge.ensure(spec))
+        self._bridge_error = ""
         if changed:
             log.info("overlay: %s%s", changed, " (warm-up)" if warm else "")
             self.counters.host_changes += 1
@@ -274,8 +276,7 @@ class OverlayReconciler:
         dev, mtu = await self.underlay()
         changes: list[str] = []
         if self.bridge is not None:
-            changed = await self.bridge.check(plan_network(self.local, self.settings, mtu))
-            changes += [changed] if changed else []
+            changes += await self._check_bridge(mtu)
         if self.firewall is not None:
             firewall = self.firewall
             await self._blocking(firewall.enable_forwarding)
@@ -291,6 +292,22 @@ class OverlayReconciler:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
         return changes
+
+    async def _check_bridge(self, mtu: int) -> list[str]:
+        """The host check of the Docker network (``LazyBridge.check``). An engine that does not answer
+        fails neither the pass nor the checks after it (the allow-list, the iptables rules): the error
+        stays in ``last_error``, logged once per outage; the network is left wanted and not up, made by
+        the full pass of the engine answering again or the next resync (not the loop's 1 s retry)."""
+        assert self.bridge is not None
+        try:
+            changed = await self.bridge.check(plan_network(self.local, self.settings, mtu))
+        except OverlayError as exc:
+            if not self._bridge_error:
+                log.warning("overlay: the Docker network is not made, next full pass tries again: %s", exc)
+            self._bridge_error = self.counters.last_error = str(exc)
+            return []
+        self._bridge_error = ""
+        return [changed] if changed else []
 
     def _written_filter(self) -> VxlanFilter | None:
         """The allow-list as written last (trusted), or None when unknown (never written, or a write
@@ -408,7 +425,7 @@ class OverlayReconciler:
                         await self.ensure_host()
                         next_full = trio.current_time() + resync_interval_s
                     failed = False
-                    self.counters.last_error = ""
+                    self.counters.last_error = self._bridge_error  # a network not made is not a failure
                 except OverlayError as exc:
                     # the retry comes after the interval, whatever wakes the loop: a failed full pass
                     # (the engine down) had retried at once, thousands of times a second
