@@ -102,6 +102,7 @@ class OverlayReconciler:
         firewall: Firewall | None = None,
         blocking: Callable[..., Awaitable[Any]] = trio.to_thread.run_sync,
         bridge_at_start: bool = False,
+        on_bridge_made: Callable[[], None] = lambda: None,
     ) -> None:
         self.local = local
         self._blocking = blocking  # runs the driver's, network's and firewall's blocking calls
@@ -113,6 +114,9 @@ class OverlayReconciler:
             None if network is None else LazyBridge(network, blocking=blocking, wanted=bridge_at_start)
         )
         self.firewall = firewall
+        #: called when a start, the warm-up or a full pass's check made the network: dockerd put its
+        #: FORWARD accepts for the new bridge on top (the daemon wakes the policy and traffic loops)
+        self._on_bridge_made = on_bridge_made
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
         self._kept: KeptPlan | None = None  # the last pass's plan with its inputs (plan_patch.py)
@@ -256,8 +260,8 @@ class OverlayReconciler:
         """The node's Docker network, made if no check found it yet (a container start on it needs it;
         ``warm``: the warm-up, ``LazyBridge.warm``); at once, without an engine call, once one did. A
         network it created or recreated has the iptables rules checked against dockerd's chains at once
-        (a full pass: ``resync``); True then (the caller wakes the other owners of rules in those chains:
-        ``NodeBridge``, ``warm_bridge``)."""
+        (a full pass: ``resync``) and ``on_bridge_made`` called (the other owners of rules in those
+        chains); True then."""
         if self.bridge is None or self.bridge.up:
             return False
         _, mtu = await self.underlay()
@@ -268,6 +272,7 @@ class OverlayReconciler:
             log.info("overlay: %s%s", changed, " (warm-up)" if warm else "")
             self.counters.host_changes += 1
             self.resync()
+            self._on_bridge_made()
         return bool(changed)
 
     async def ensure_host(self) -> list[str]:
@@ -307,7 +312,10 @@ class OverlayReconciler:
             self._bridge_error = self.counters.last_error = str(exc)
             return []
         self._bridge_error = ""
-        return [changed] if changed else []
+        if not changed:
+            return []
+        self._on_bridge_made()  # made (after a failed warm-up, deleted by hand, a lease move): as a start's
+        return [changed]
 
     def _written_filter(self) -> VxlanFilter | None:
         """The allow-list as written last (trusted), or None when unknown (never written, or a write
@@ -524,11 +532,18 @@ async def run_overlay(
     changed_peers: ChangedPeers | None = None,
     resync_interval_s: float = 30.0,
     bridge_at_start: bool = False,
+    on_bridge_made: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
     reconciler = OverlayReconciler(
-        local, driver, settings=settings, network=network, firewall=firewall, bridge_at_start=bridge_at_start
+        local,
+        driver,
+        settings=settings,
+        network=network,
+        firewall=firewall,
+        bridge_at_start=bridge_at_start,
+        on_bridge_made=on_bridge_made,
     )
     try:
         await reconciler.run(

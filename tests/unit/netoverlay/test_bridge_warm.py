@@ -5,6 +5,7 @@ not answer leaves it to the next full pass (the engine back), with no retry loop
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -165,3 +166,30 @@ class HostFirewall(RecordingFirewall):
     def ensure(self, rules: Any, listings: Any = None) -> list[str]:
         self.ensures += 1
         return []
+
+
+async def test_a_network_made_by_any_pass_wakes_the_policy_and_traffic_loops_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``on_bridge_made`` (the daemon wakes the network policy and traffic loops: dockerd's FORWARD accepts
+    for a new bridge go on top) is called when the warm-up made the network, and when a full pass's check
+    did: after a warm-up that failed (the engine down) once the engine answers, and after the network was
+    deleted by hand; a check that found it made calls nothing."""
+    for engine_down in (False, True):
+        driver, network, made = ModelDriver(), DownNetwork(), list[int]()
+        network.down = engine_down
+        async with trio.open_nursery() as nursery:
+            reconciler = await running_with(nursery, driver, network, on_bridge_made=partial(made.append, 1))
+            nursery.start_soon(warm_bridge, reconciler, 8.0, trio.current_time())
+            await trio.sleep(9)
+            assert len(made) == (0 if engine_down else 1)  # the warm-up made it (or failed to)
+            network.down = False
+            reconciler.resync()  # the agent saw the engine answer again
+            await trio.sleep(0.001)
+            assert len(made) == 1 and reconciler.status()["network"]["up"]
+            await trio.sleep(30)  # the resync finds it made: nothing new
+            assert len(made) == 1
+            network.exists = False  # docker network rm p2porch
+            await trio.sleep(30)  # the resync made it again
+            assert len(made) == 2 and network.made == 2
+            nursery.cancel_scope.cancel()
