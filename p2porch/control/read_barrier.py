@@ -22,8 +22,8 @@ service through one node and updates it through another at once got "no such ser
 ``expected_version`` compared with an older copy. Through the leader (its role read live) it waits only
 until the state served holds the leader's commit index of the request's arrival (at least its election
 no-op's), or until its role changes (deposed before that no-op committed): then the request is planned
-again, within the same bound. Owns the rounds of this
-daemon (one store at a time); never changes a request's answer.
+again, within the same bound. Owns the rounds of this daemon (one store at a time); never changes a
+request's answer.
 """
 
 from __future__ import annotations
