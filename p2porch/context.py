@@ -142,8 +142,9 @@ class LocalBoard:
     engine_back: trio.Event = field(default_factory=trio.Event)
 
     def engine_answers_again(self) -> None:
-        """The agent saw its engine answer again after an outage (member/agent.py calls it), or made the
-        node's Docker network (member/overlay.py ``NodeBridge``)."""
+        """The agent saw its engine answer again after an outage (member/agent.py calls it), or the overlay
+        made the node's Docker network (a start, the warm-up or a full pass: the reconciler's
+        ``on_bridge_made``, member/overlay.py)."""
         fired, self.engine_back = self.engine_back, trio.Event()
         fired.set()
 

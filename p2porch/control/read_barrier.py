@@ -20,8 +20,10 @@ copy at once. A write through a node that does not lead waits for a round the sa
 looks the record up (``linearizable_writes``; ``read_rounds.plan_write``): a client that created a
 service through one node and updates it through another at once got "no such service", or had its
 ``expected_version`` compared with an older copy. Through the leader (its role read live) it waits only
-until the state served holds the leader's commit index of the request's arrival. Owns the rounds of this
-daemon (one store at a time); never changes a request's answer.
+until the state served holds the leader's commit index of the request's arrival (at least its election
+no-op's), or until its role changes (deposed before that no-op committed): then the request is planned
+again, within the same bound. Owns the rounds of this daemon (one store at a time); never changes a
+request's answer.
 """
 
 from __future__ import annotations
@@ -78,30 +80,34 @@ class ReadBarrier:
         """Return once this node's snapshot holds every write committed before the call; raise
         StaleReadRefused when that is not known within ``bound_s``. A ``write`` on the leader waits
         only until the state it serves holds its commit index (``plan_write``), no round."""
-        store = self.store_of()
-        if store is None:
-            return
-        # the role read live: a cached status may still say "leader" after this node stepped down
-        leader_commit = store.leader_commit_now()
-        delivered = store.applied.delivered
-        if write:
-            plan = plan_write(member=True, leader_commit=leader_commit, delivered=delivered)
-        else:
-            status = store.status()
-            plan = plan_read(
-                member=True,
-                stale_ok=stale_ok,
-                is_leader=status.is_leader,
-                voters=len(status.voters),
-                leader_commit=leader_commit,
-                delivered=delivered,
-            )
-        if plan is ReadPlan.LOCAL:
-            return
-        if plan is ReadPlan.CATCH_UP and leader_commit is not None:
-            await self._catch_up(store, leader_commit, write)
-            return
         started = time.monotonic()
+        while True:
+            store = self.store_of()
+            if store is None:
+                return
+            role = store.role_event()  # taken before the role is read: no change after it is missed
+            # the role read live: a cached status may still say "leader" after this node stepped down
+            leader_commit = store.leader_commit_now()
+            delivered = store.applied.delivered
+            if write:
+                plan = plan_write(member=True, leader_commit=leader_commit, delivered=delivered)
+            else:
+                status = store.status()
+                plan = plan_read(
+                    member=True,
+                    stale_ok=stale_ok,
+                    is_leader=status.is_leader,
+                    voters=len(status.voters),
+                    leader_commit=leader_commit,
+                    delivered=delivered,
+                )
+            if plan is ReadPlan.LOCAL:
+                return
+            if plan is not ReadPlan.CATCH_UP or leader_commit is None:
+                break
+            if await self._catch_up(store, leader_commit, write, role, started):
+                return
+            # the role changed while it waited (deposed before its election no-op committed): plan again
         deadline = started + self.bound_s(store)
         needed = self.rounds.needed()
         ok, why = False, "no barrier round finished in time"
@@ -128,16 +134,37 @@ class ReadBarrier:
                 field="consistency",
             )
 
-    async def _catch_up(self, store: RaftStore, commit: int, write: bool) -> None:
+    async def _catch_up(
+        self, store: RaftStore, commit: int, write: bool, role: trio.Event, started: float
+    ) -> bool:
         """The leader's write (a sole voter's read): wait until the state served holds ``commit`` (its
-        apply was cut short, or its election no-op is not committed yet)."""
-        started = time.monotonic()
-        if not await store.applied.wait_for(commit, self.bound_s(store)):
+        apply was cut short, or its election no-op is not committed yet); True then. False when ``role``
+        (the store's role event, taken before the role was read) fired first: the caller plans the request
+        again (a round through the new leader), within the same bound."""
+        reached = False
+
+        async def reach(cancel: trio.CancelScope) -> None:
+            nonlocal reached
+            left = started + self.bound_s(store) - time.monotonic()
+            reached = await store.applied.wait_for(commit, max(left, 0.0))
+            cancel.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reach, nursery.cancel_scope)
+            await role.wait()
+            nursery.cancel_scope.cancel()
+        if reached:
+            return True
+        if role.is_set():
+            return False
+        status = store.status()
+        if status.commit_index < commit:  # the commit index short of it: the index is the election no-op's
+            why = f"this leader's election entry (index {commit}) was not committed: no majority answered"
+        else:
             why = f"this leader's state did not reach its commit index {commit}"
-            raise StaleReadRefused(
-                refusal(why, store.status().leader, time.monotonic() - started, write=write),
-                field="consistency",
-            )
+        raise StaleReadRefused(
+            refusal(why, status.leader, time.monotonic() - started, write=write), field="consistency"
+        )
 
     def bound_s(self, store: RaftStore) -> float:
         """How long a read waits for its round: ``timeout_s``, or longer where this store's election

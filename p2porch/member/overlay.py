@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -95,27 +95,24 @@ async def _run_overlay(
                     changes=receive,
                     changed_peers=peers.changed,
                     bridge_at_start=at_start,
+                    on_bridge_made=board.engine_answers_again,  # the policy and traffic loops' full pass
                 )
             )
             board.overlay = reconciler
             board.overlay_ready.set()
             if not at_start:
-                nursery.start_soon(
-                    warm_bridge, reconciler, section.bridge_warm_after_s, started, board.engine_answers_again
-                )
+                nursery.start_soon(warm_bridge, reconciler, section.bridge_warm_after_s, started)
             try:
                 await trio.sleep_forever()
             finally:
                 board.overlay = None
 
 
-async def warm_bridge(
-    overlay: OverlayReconciler, after_s: float, started: float, made: Callable[[], None] = lambda: None
-) -> None:
+async def warm_bridge(overlay: OverlayReconciler, after_s: float, started: float) -> None:
     """The one-shot warm-up: ``after_s`` seconds after ``started`` (trio time), the node's Docker network
     made unless a task made it first (``warm_wait``, ``LazyBridge.warm``). An engine that does not answer
-    leaves it wanted: the next full pass makes it (the engine back, the resync), not a retry here. ``made``:
-    called when it made the network (the policy and traffic loops' full pass, as ``NodeBridge``)."""
+    leaves it wanted: the next full pass makes it (the engine back, the resync), not a retry here. A network
+    it made wakes the policy and traffic loops (the reconciler's ``on_bridge_made``)."""
     if overlay.bridge is None:
         return
     wait = warm_wait(after_s, trio.current_time() - started, up=overlay.bridge.up)
@@ -123,8 +120,7 @@ async def warm_bridge(
         return
     await trio.sleep(wait)
     try:
-        if await overlay.ensure_bridge(warm=True):
-            made()
+        await overlay.ensure_bridge(warm=True)
     except OverlayError as exc:
         log.info("overlay: warm-up of the Docker network failed, made at the next full pass: %s", exc)
 
@@ -161,16 +157,15 @@ class NodeBridge:
     async def ensure(self) -> None:
         """The network exists as planned; ``ExecutorError`` when it cannot be made (the engine down, the
         overlay restarting, dockerd refusing it, the node leaving): the start's error (``MeasuredExecutor``),
-        tried again as any failed start is. One it made wakes the network policy and traffic loops."""
+        tried again as any failed start is. One it made wakes the network policy and traffic loops (the
+        reconciler's ``on_bridge_made``)."""
         overlay = self.board.overlay
         if overlay is None:
             raise ExecutorError("the node's overlay is not running: its Docker network cannot be made")
         try:
-            made = await overlay.ensure_bridge()
+            await overlay.ensure_bridge()
         except OverlayError as exc:
             raise ExecutorError(exc.message) from exc
-        if made:  # dockerd put its FORWARD accepts for the new bridge on top: the network policy's and
-            self.board.engine_answers_again()  # the traffic rules' jumps are checked at once (a full pass)
 
     def suspect(self) -> None:
         overlay = self.board.overlay

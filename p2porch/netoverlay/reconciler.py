@@ -102,6 +102,7 @@ class OverlayReconciler:
         firewall: Firewall | None = None,
         blocking: Callable[..., Awaitable[Any]] = trio.to_thread.run_sync,
         bridge_at_start: bool = False,
+        on_bridge_made: Callable[[], None] = lambda: None,
     ) -> None:
         self.local = local
         self._blocking = blocking  # runs the driver's, network's and firewall's blocking calls
@@ -113,6 +114,9 @@ class OverlayReconciler:
             None if network is None else LazyBridge(network, blocking=blocking, wanted=bridge_at_start)
         )
         self.firewall = firewall
+        #: called when a start, the warm-up or a full pass's check made the network: dockerd put its
+        #: FORWARD accepts for the new bridge on top (the daemon wakes the policy and traffic loops)
+        self._on_bridge_made = on_bridge_made
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
         self._kept: KeptPlan | None = None  # the last pass's plan with its inputs (plan_patch.py)
@@ -124,6 +128,7 @@ class OverlayReconciler:
         self._changes = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
         self._now = False  # a pass was asked for now (``notify``)
         self._full_now = False  # a full pass, host checks included, was asked for now (``resync``)
+        self._bridge_error = ""  # the last host check of the Docker network failed so (the engine down)
 
     # ----- pieces
     async def underlay(self) -> tuple[str, int]:
@@ -255,17 +260,19 @@ class OverlayReconciler:
         """The node's Docker network, made if no check found it yet (a container start on it needs it;
         ``warm``: the warm-up, ``LazyBridge.warm``); at once, without an engine call, once one did. A
         network it created or recreated has the iptables rules checked against dockerd's chains at once
-        (a full pass: ``resync``); True then (the caller wakes the other owners of rules in those chains:
-        ``NodeBridge``, ``warm_bridge``)."""
+        (a full pass: ``resync``) and ``on_bridge_made`` called (the other owners of rules in those
+        chains); True then."""
         if self.bridge is None or self.bridge.up:
             return False
         _, mtu = await self.underlay()
         spec = plan_network(self.local, self.settings, mtu)
         changed = await (self.bridge.warm(spec) if warm else self.bridge.ensure(spec))
+        self._bridge_error = ""
         if changed:
             log.info("overlay: %s%s", changed, " (warm-up)" if warm else "")
             self.counters.host_changes += 1
             self.resync()
+            self._on_bridge_made()
         return bool(changed)
 
     async def ensure_host(self) -> list[str]:
@@ -274,8 +281,7 @@ class OverlayReconciler:
         dev, mtu = await self.underlay()
         changes: list[str] = []
         if self.bridge is not None:
-            changed = await self.bridge.check(plan_network(self.local, self.settings, mtu))
-            changes += [changed] if changed else []
+            changes += await self._check_bridge(mtu)
         if self.firewall is not None:
             firewall = self.firewall
             await self._blocking(firewall.enable_forwarding)
@@ -291,6 +297,25 @@ class OverlayReconciler:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
         return changes
+
+    async def _check_bridge(self, mtu: int) -> list[str]:
+        """The host check of the Docker network (``LazyBridge.check``). An engine that does not answer
+        fails neither the pass nor the checks after it (the allow-list, the iptables rules): the error
+        stays in ``last_error``, logged once per outage; the network is left wanted and not up, made by
+        the full pass of the engine answering again or the next resync (not the loop's 1 s retry)."""
+        assert self.bridge is not None
+        try:
+            changed = await self.bridge.check(plan_network(self.local, self.settings, mtu))
+        except OverlayError as exc:
+            if not self._bridge_error:
+                log.warning("overlay: the Docker network is not made, next full pass tries again: %s", exc)
+            self._bridge_error = self.counters.last_error = str(exc)
+            return []
+        self._bridge_error = ""
+        if not changed:
+            return []
+        self._on_bridge_made()  # made (after a failed warm-up, deleted by hand, a lease move): as a start's
+        return [changed]
 
     def _written_filter(self) -> VxlanFilter | None:
         """The allow-list as written last (trusted), or None when unknown (never written, or a write
@@ -408,7 +433,7 @@ class OverlayReconciler:
                         await self.ensure_host()
                         next_full = trio.current_time() + resync_interval_s
                     failed = False
-                    self.counters.last_error = ""
+                    self.counters.last_error = self._bridge_error  # a network not made is not a failure
                 except OverlayError as exc:
                     # the retry comes after the interval, whatever wakes the loop: a failed full pass
                     # (the engine down) had retried at once, thousands of times a second
@@ -507,11 +532,18 @@ async def run_overlay(
     changed_peers: ChangedPeers | None = None,
     resync_interval_s: float = 30.0,
     bridge_at_start: bool = False,
+    on_bridge_made: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
     reconciler = OverlayReconciler(
-        local, driver, settings=settings, network=network, firewall=firewall, bridge_at_start=bridge_at_start
+        local,
+        driver,
+        settings=settings,
+        network=network,
+        firewall=firewall,
+        bridge_at_start=bridge_at_start,
+        on_bridge_made=on_bridge_made,
     )
     try:
         await reconciler.run(

@@ -73,13 +73,14 @@ async def inline(fn: Any, *args: Any) -> Any:
 
 
 def executor(engine: Engine, board: LocalBoard | None = None) -> MeasuredExecutor:
+    board = board or LocalBoard()
     overlay = OverlayReconciler(
         LocalNode("n1", "10.80.0.1", "10.241.1.0/24"),
         Driver(),  # type: ignore[arg-type]
         network=engine,  # type: ignore[arg-type]
         blocking=inline,
+        on_bridge_made=board.engine_answers_again,  # as member/overlay.py's run_overlay
     )
-    board = board or LocalBoard()
     board.overlay = overlay
     return MeasuredExecutor(engine, Metrics(), bridge=(NETWORK, NodeBridge(board)))  # type: ignore[arg-type]
 

@@ -7,6 +7,7 @@ committed through the leader of real daemons) is tests/integration/test_read_aft
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -41,6 +42,8 @@ class _Store:
         self.state = _status(is_leader, voters)
         self.leads_now = is_leader  # the live role (``leader_commit_now``); ``state`` is the cached one
         self.commit = 9
+        self.noop = 0  # the index of its election no-op, while it leads (``RaftBridge.leader_commit_now``)
+        self.role = trio.Event()  # the role event (``RaftStore.role_event``)
         self.applied = AppliedMark()
         self.applied.delivered = 9  # the trio side serves the state of the commit index
         self.commit_s = commit_s
@@ -48,10 +51,19 @@ class _Store:
         self.writes: list[str] = []
 
     def status(self) -> RaftStatus:
-        return self.state
+        return replace(self.state, commit_index=self.commit)
+
+    def role_event(self) -> trio.Event:
+        return self.role
+
+    def step_down(self) -> None:
+        """Deposed: it no longer leads (a new leader won); the role event fires."""
+        self.leads_now, self.state = False, _status(False, len(self.state.voters))
+        fired, self.role = self.role, trio.Event()
+        fired.set()
 
     def leader_commit_now(self) -> int | None:
-        return self.commit if self.leads_now else None
+        return max(self.commit, self.noop) if self.leads_now else None
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
         decoded = C.decode_command(command)
@@ -324,3 +336,33 @@ async def test_a_stack_dry_run_plan_is_a_read_sent_as_post_and_honours_stale() -
     with pytest.raises(StaleReadRefused) as refused:
         await refusing.handler({}, {})
     assert "stale=true" in refused.value.message and "not proposed" not in refused.value.message
+
+
+async def test_a_leader_deposed_before_its_election_entry_committed_plans_the_write_again() -> None:
+    # elected a moment ago: its election no-op (10) is not committed (commit 9), so the write waits for it;
+    # then a new leader with a shorter log wins. The role change plans the write again: a round through the
+    # new leader. On main it held the write for the whole bound and refused it ("commit index 10")
+    store = _Store(is_leader=True)
+    store.noop = 10
+    done: list[str] = []
+
+    async def write() -> None:
+        await _barrier(store, timeout_s=1.0).wait(write=True)
+        done.append("the handler runs")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        await trio.sleep(0.1)
+        assert done == [] and store.writes == []  # waiting on the election no-op, no round yet
+        store.step_down()
+    assert done == ["the handler runs"] and store.writes == ["read barrier"]  # through the new leader
+
+
+async def test_a_leader_whose_election_entry_never_commits_is_refused_naming_it() -> None:
+    # still leading, cut off from its voters: its election no-op (10) never commits within the bound
+    store = _Store(is_leader=True)
+    store.noop = 10
+    with pytest.raises(StaleReadRefused) as refused:
+        await _barrier(store, timeout_s=0.2).wait(write=True)
+    assert "election entry (index 10) was not committed" in refused.value.message
+    assert "the write was not proposed" in refused.value.message and store.writes == []

@@ -5,6 +5,7 @@ not answer leaves it to the next full pass (the engine back), with no retry loop
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ import trio.testing
 
 from p2porch.errors import OverlayError
 from p2porch.member.overlay import warm_bridge
+from p2porch.netoverlay.iptables_listing import Listing
 
-from .test_reconcile_loop import CountingNetwork, ModelDriver, running_with
+from .test_reconcile_loop import CountingNetwork, ModelDriver, RecordingFirewall, running_with
 
 
 @pytest.fixture
@@ -114,3 +116,80 @@ class LeavingNetwork(CountingNetwork):
     def remove(self, name: str) -> bool:
         removed, self.exists = self.exists, False
         return removed
+
+
+async def test_an_engine_down_after_the_warm_up_fails_no_pass_and_skips_no_firewall_check(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The network warmed at 8 s, then 60 s of engine outage: each 30 s resync's network check fails, but
+    the pass does not (no 1 s retry of full passes, no kernel read per retry), its allow-list and iptables
+    checks still run, and the error is kept and logged once; the engine back makes the network again."""
+    driver, network, firewall = ModelDriver(), DownNetwork(), HostFirewall()
+    network.down = False
+    async with trio.open_nursery() as nursery:
+        reconciler = await running_with(nursery, driver, network, firewall=firewall)
+        nursery.start_soon(warm_bridge, reconciler, 8.0, trio.current_time())
+        await trio.sleep(9)
+        assert network.made == 1 and reconciler.status()["network"]["up"]
+        reads, ensures, checks = driver.reads, network.ensures, firewall.ensures
+        network.down = True  # dockerd stops
+        await trio.sleep(60)
+        assert reconciler.counters.failures == 0
+        assert driver.reads == reads + 2 and network.ensures == ensures + 2  # the two resyncs, no retry loop
+        assert firewall.ensures == checks + 2  # the overlay's rules checked at each resync all the same
+        assert "cannot reach the Docker engine" in reconciler.status()["last_error"]
+        assert not reconciler.status()["network"]["up"]
+        assert sum("Docker network is not made" in r.getMessage() for r in caplog.records) == 1
+        network.down = False
+        reconciler.resync()  # the agent saw the engine answer again
+        await trio.sleep(0.001)
+        assert reconciler.status()["network"]["up"] and reconciler.status()["last_error"] == ""
+        nursery.cancel_scope.cancel()
+
+
+class HostFirewall(RecordingFirewall):
+    """The firewall's host checks, counted (``ensure``: the overlay's iptables rules checked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ensures = 0
+
+    def enable_forwarding(self) -> None:
+        pass
+
+    def listing(self, table: str) -> Any:
+        return Listing.parse("")
+
+    def forward_chain(self, listing: Any = None) -> str:
+        return "DOCKER-USER"
+
+    def ensure(self, rules: Any, listings: Any = None) -> list[str]:
+        self.ensures += 1
+        return []
+
+
+async def test_a_network_made_by_any_pass_wakes_the_policy_and_traffic_loops_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``on_bridge_made`` (the daemon wakes the network policy and traffic loops: dockerd's FORWARD accepts
+    for a new bridge go on top) is called when the warm-up made the network, and when a full pass's check
+    did: after a warm-up that failed (the engine down) once the engine answers, and after the network was
+    deleted by hand; a check that found it made calls nothing."""
+    for engine_down in (False, True):
+        driver, network, made = ModelDriver(), DownNetwork(), list[int]()
+        network.down = engine_down
+        async with trio.open_nursery() as nursery:
+            reconciler = await running_with(nursery, driver, network, on_bridge_made=partial(made.append, 1))
+            nursery.start_soon(warm_bridge, reconciler, 8.0, trio.current_time())
+            await trio.sleep(9)
+            assert len(made) == (0 if engine_down else 1)  # the warm-up made it (or failed to)
+            network.down = False
+            reconciler.resync()  # the agent saw the engine answer again
+            await trio.sleep(0.001)
+            assert len(made) == 1 and reconciler.status()["network"]["up"]
+            await trio.sleep(30)  # the resync finds it made: nothing new
+            assert len(made) == 1
+            network.exists = False  # docker network rm p2porch
+            await trio.sleep(30)  # the resync made it again
+            assert len(made) == 2 and network.made == 2
+            nursery.cancel_scope.cancel()

@@ -397,15 +397,17 @@ class CountingNetwork:
 
 
 async def running_with(
-    nursery: trio.Nursery, driver: ModelDriver, network: CountingNetwork
+    nursery: trio.Nursery, driver: ModelDriver, network: CountingNetwork, **options: Any
 ) -> OverlayReconciler:
-    """A reconciler over ``driver`` and ``network`` with one live peer, running (its first pass done)."""
+    """A reconciler over ``driver`` and ``network`` with one live peer, running (its first pass done);
+    ``options``: more of ``OverlayReconciler``'s (a firewall)."""
     reconciler = OverlayReconciler(
         LOCAL,
         driver,  # type: ignore[arg-type]
         settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
         network=network,  # type: ignore[arg-type]
         blocking=inline,
+        **options,
     )
     await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
     return reconciler
