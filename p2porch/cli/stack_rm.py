@@ -8,7 +8,6 @@ stderr what was kept because other services still use it. Never removes an objec
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from ..errors import NotFoundError
 from ..stack.names import STACK_LABEL
 from . import util
-from .util import Failures, each_name, wants_json
+from .util import Failures, each_name, print_removed_json, wants_json
 
 
 def _remove_objects(client: Any, stack: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -159,9 +158,5 @@ def cmd_stack_rm(args: argparse.Namespace) -> int:
             text = _removed_text(result)
         if text and not wants_json(args):
             print(text, flush=True)
-    if wants_json(args) and len(names) == 1:
-        if results:
-            print(json.dumps(results[0], indent=2, sort_keys=True))
-    elif wants_json(args):
-        print(json.dumps(results, indent=2, sort_keys=True))
+    print_removed_json(args, results, alone=len(names) == 1)
     return failures.report()

@@ -386,12 +386,19 @@ def remove_each(
         text = "" if wants_json(args) else line(name, result)
         if text:  # an empty line: nothing to say on stdout
             print(text, flush=True)
-    if wants_json(args) and one_as_object and len(names) == 1:
-        if removed:
-            print(json.dumps(removed[0], indent=2, sort_keys=True))
-    elif wants_json(args):
-        print(json.dumps(removed, indent=2, sort_keys=True))
+    print_removed_json(args, removed, alone=one_as_object and len(names) == 1)
     return failures.report()
+
+
+def print_removed_json(args: argparse.Namespace, removed: list[Any], *, alone: bool) -> None:
+    """With --json, what a removal of several names removed: one list; ``alone`` (a single name given,
+    as ``stack rm`` printed it): that name's result by itself, nothing when it failed."""
+    if not wants_json(args):
+        return
+    if not alone:
+        print(json.dumps(removed, indent=2, sort_keys=True))
+    elif removed:
+        print(json.dumps(removed[0], indent=2, sort_keys=True))
 
 
 def as_given(name: str, result: Any) -> str:
