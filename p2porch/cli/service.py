@@ -243,6 +243,8 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             continue
         if not wants_json(args):  # each SERVICE as given, as `docker service scale` prints it
             print(f"{name} scaled to {int(count)}", flush=True)
+        if "already_at" in scaled[-1][1]:  # nothing written (--json: ``already_at``, ``changed: []``)
+            print(f"{name}: already at {int(count)} replicas (nothing changed)", file=sys.stderr, flush=True)
     if wants_json(args):
         print(json.dumps([view for _, view in scaled], indent=2, sort_keys=True))
     for name, view in scaled:  # each in turn, as docker/cli's WaitOnService: one failing stops none

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from ..model.container import parse_mount, parse_port
+from ..model.container import HealthSpec, parse_mount, parse_port
+from ..model.health_rules import settings_of_an_off_check
 from ..model.placement import parse_constraint
 from .util import UsageError
 
@@ -101,6 +102,8 @@ def refuse_settings_of_an_off_check(
         return
     if (read()["spec"].get("health") or {}).get("cmd") != ["NONE"]:
         return
+    if not settings_of_an_off_check(HealthSpec.from_dict({**settings, "cmd": ["NONE"]})):
+        return  # the API's rule too (model/health_rules.py): only the defaults, the check as it is
     flags = ", ".join(f"--health-{key.replace('_', '-')}" for key in settings)
     raise UsageError(
         f"--health-cmd: {flags} given to a service whose health check is off (--no-healthcheck, test "

@@ -28,6 +28,7 @@ from ..membership.join_checks import (
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
+from ..model.health_rules import check_off_checks
 from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.netrefs import host_network_defaults, on_host_network
@@ -215,6 +216,7 @@ class ServiceOps:
         spec = validate_spec(body, "endpoint_mode" in body)  # on the host network: dnsrr unless given
         spec = resolve_file_refs(self._state(), self.check_ports(spec))
         check_spec(spec)
+        check_off_checks(spec)  # a health check off with settings (model/health_rules.py)
         check_spec_size(spec)  # nothing is created that an update could not carry
         command_gate.admit_spec(spec, None, self.manager.require_store().command_readers)
         if self._state().service_by_name(spec.name) is not None:
@@ -292,6 +294,7 @@ class ServiceOps:
         changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
         spec = self._merged(service.spec, changes, follow, force)
         check_spec(spec, service.spec)  # only what the update makes worse
+        check_off_checks(spec, service.spec)
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         command_gate.admit_spec(spec, service.spec, self.manager.require_store().command_readers)
@@ -325,9 +328,13 @@ class ServiceOps:
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
+        """Set ``replicas``; a service already at that count is answered ``changed: []`` with
+        ``already_at`` (its replicas), and nothing is written (a paused update stays paused)."""
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
+        if type(replicas) is int and replicas == service.spec.replicas:
+            return {**self.view(service), "changed": [], "already_at": replicas}
         return await self.update(ref, {"replicas": replicas})
 
     async def rollback(self, ref: str) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""The rule that a health check which is off takes no settings (pure; shared by the CLI and the API).
+
+A check whose test is ``NONE`` runs nothing, so an interval, timeout, retries or start period given with
+it would be stored and never used: the CLI refuses ``--health-interval`` on a ``--no-healthcheck``
+service, and the API (service create/update, stack deploy) refuses ``{"test": ["NONE"], "interval":
+"5s"}`` with 400 naming the field. A spec stored so before the rule still loads (``HealthSpec`` reads
+it as it is) and an update that leaves that check as it is is not refused for it. Owns the rule only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .container import HealthSpec
+from .units import field_error
+
+__all__ = [
+    "HEALTH_SETTINGS",
+    "check_off_checks",
+    "refuse_settings_of_an_off_check",
+    "settings_of_an_off_check",
+]
+
+#: a health check's settings (the stored names; ``cmd`` is its test) as the user names them
+HEALTH_SETTINGS = {
+    "interval_s": "interval",
+    "timeout_s": "timeout",
+    "retries": "retries",
+    "start_period_s": "start_period",
+    "start_interval_s": "start_interval",
+}
+_OFF = HealthSpec(("NONE",))
+
+
+def settings_of_an_off_check(health: HealthSpec | None) -> list[str]:
+    """The settings (user names: ``interval``) a check that is off (test ``NONE``) sets to other than
+    the defaults: none can run, so a request that sets them is refused (the CLI's ``--health-interval``
+    on a ``--no-healthcheck`` service, the API's ``{"test": ["NONE"], "interval": "5s"}``)."""
+    if health is None or not health.disabled:
+        return []
+    return [name for key, name in HEALTH_SETTINGS.items() if getattr(health, key) != getattr(_OFF, key)]
+
+
+def refuse_settings_of_an_off_check(
+    health: HealthSpec | None, before: HealthSpec | None = None, prefix: str = "health"
+) -> None:
+    """ConfigError naming ``{prefix}.{setting}`` for :func:`settings_of_an_off_check`; a check stored
+    so (``before``, written before the rule) and left as it is stays accepted: it still loads."""
+    settings = settings_of_an_off_check(health)
+    if settings and health != before:
+        raise field_error(
+            f"{prefix}.{settings[0]}",
+            f"the health check is off (test NONE), so {', '.join(settings)} would never run: give a "
+            "command (test CMD or CMD-SHELL) to check with them, or leave them out",
+        )
+
+
+def check_off_checks(spec: Any, before: Any = None) -> None:
+    """:func:`refuse_settings_of_an_off_check` for a service spec's check and each sidecar's
+    (``before``: the stored spec an update replaces)."""
+    refuse_settings_of_an_off_check(spec.health, getattr(before, "health", None))
+    stored = {m.name: m.health for m in getattr(before, "sidecars", ())}
+    for i, member in enumerate(spec.sidecars):
+        refuse_settings_of_an_off_check(member.health, stored.get(member.name), f"sidecars[{i}].health")
