@@ -105,6 +105,9 @@ def member_create_request(
     body["HostConfig"].update(_mounts((*(m for m in assignment.mounts if m.target not in targets), *own)))
     if member.privileged:  # its own declaration only: the main container's options are not a member's
         body["HostConfig"]["Privileged"] = True
+    for key, value in (("CapAdd", member.cap_add), ("CapDrop", member.cap_drop)):  # its own, as privileged
+        if value:
+            body["HostConfig"][key] = list(value)
     if member.kind == KIND_SIDECAR:
         body["HostConfig"]["NetworkMode"] = f"container:{main_id}"
         if member.share_pid:  # sees the main container's processes (a profiler, a reload signal)

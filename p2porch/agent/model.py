@@ -104,6 +104,8 @@ class MemberSpec:
     privileged: bool = False  # HostConfig.Privileged of this container (the main one's is its options')
     share_pid: bool = False  # a sidecar in the main container's PID namespace (Compose pid: service:X)
     share_ipc: bool = False  # ... and in its IPC namespace (the main container's IPC is then shareable)
+    cap_add: tuple[str, ...] = ()  # HostConfig.CapAdd/CapDrop of this container (its own, as privileged)
+    cap_drop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))

@@ -252,7 +252,7 @@ _LARGEST_META: dict[str, Any] = {
     "e": "x" * 32,
     "p": "x" * 16,
     RESTART_META_KEY: 2**64 - 1,
-    COMMAND_VERSIONS_META_KEY: {"put_secret": 2, "roll_done": 1, "spec": 6, "update_node": 2},  # advertised
+    COMMAND_VERSIONS_META_KEY: {"put_secret": 2, "roll_done": 1, "spec": 7, "update_node": 2},  # advertised
 }
 
 

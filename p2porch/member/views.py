@@ -422,6 +422,8 @@ def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
             privileged=c.privileged,
             share_pid=bool(c.pid),
             share_ipc=bool(c.ipc),
+            cap_add=c.cap_add,
+            cap_drop=c.cap_drop,
         )
         for kind, group in ((KIND_INIT, spec.init_containers), (KIND_SIDECAR, spec.sidecars))
         for c in group

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from .templates import check
 from .units import SIZE_UNITS
 
-_CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
+CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 # A container's own host name: as ``_HOST_RE`` with underscores (``node_exporter``), which Docker has
 # taken again since it dropped its hostname check (1.13); it is local to the container, no DNS name.
@@ -336,7 +336,7 @@ class ContainerOptions:
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):
-                if not _CAP_RE.match(cap):
+                if not CAP_RE.match(cap):
                     raise _err(key, f"invalid capability {cap!r} (e.g. NET_ADMIN or ALL)", "container")
         if self.log_driver and not _LOG_DRIVER_RE.match(self.log_driver):
             raise _err("log_driver", f"invalid log driver {self.log_driver!r}", "container")

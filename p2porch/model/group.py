@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .container import HealthSpec, Mount, PortPublish, parse_mount, parse_port
+from .container_opts import CAP_RE
 from .placement import NAME_RE
 from .units import (
     field_error,
@@ -75,6 +76,10 @@ class GroupContainer:
     #: its own; the main container's IPC is made shareable for it
     pid: str = ""
     ipc: str = ""
+    #: this container's own capabilities (Compose's cap_add/cap_drop: a profiler's SYS_PTRACE), added to or
+    #: dropped from the engine's default set as the main container's ``container.cap_add`` are
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -90,6 +95,10 @@ class GroupContainer:
         for key in ("pid", "ipc"):
             if getattr(self, key) not in ("", MAIN_NAME):
                 raise field_error(key, f"expected {MAIN_NAME!r} (the main container's namespace) or nothing")
+        for key in ("cap_add", "cap_drop"):
+            for i, cap in enumerate(getattr(self, key)):
+                if not isinstance(cap, str) or not CAP_RE.match(cap):
+                    raise field_error(f"{key}[{i}]", f"invalid capability {cap!r} (e.g. NET_ADMIN or ALL)")
         targets: set[str] = set()
         for i, mount in enumerate(self.mounts):
             if mount.target in targets:
@@ -125,6 +134,9 @@ class GroupContainer:
         for key in ("pid", "ipc"):  # absent when unused, as mounts
             if getattr(self, key):
                 out[key] = getattr(self, key)
+        for key in ("cap_add", "cap_drop"):  # absent when unused, as mounts
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
         return out
 
 
@@ -160,8 +172,12 @@ _KEYS = {
     "privileged": "privileged",
     "pid": "pid",
     "ipc": "ipc",
+    "cap_add": "cap_add",
+    "cap-add": "cap_add",
+    "cap_drop": "cap_drop",
+    "cap-drop": "cap_drop",
 }
-_REPEATED = ("env", "publish")  # CSV keys that may be given more than once
+_REPEATED = ("env", "publish", "cap_add", "cap_drop")  # CSV keys that may be given more than once
 
 
 def _split_fields(expr: str, fieldname: str) -> list[str]:
@@ -202,8 +218,8 @@ def _split_csv(expr: str, fieldname: str) -> dict[str, Any]:
         if not sep or key not in _KEYS:
             raise field_error(
                 f"{fieldname}.{key or part}",
-                "unknown field (name, image, command, entrypoint, "
-                "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory, privileged, pid, ipc)",
+                "unknown field (name, image, command, entrypoint, env, user, workdir, publish, health-cmd, "
+                "reserve-/limit-cpu/memory, privileged, pid, ipc, cap-add, cap-drop)",
             )
         if _KEYS[key] in _REPEATED:
             data.setdefault(key, []).append(value)
@@ -264,6 +280,8 @@ def parse_group_container(expr: str | Mapping[str, Any], *, fieldname: str, kind
             kw[canonical] = tuple(parse_mount(m, fieldname=f"{where}[{i}]") for i, m in enumerate(items))
         elif canonical == "privileged":
             kw[canonical] = parse_bool(value, where)
+        elif canonical in ("cap_add", "cap_drop"):  # as container.cap_add: upper case, NET_ADMIN or ALL
+            kw[canonical] = tuple(c.upper() for c in str_tuple(value, where))
         elif canonical.endswith("_cpu_nanos"):
             kw[canonical] = (
                 parse_int(value, where) if key.endswith("_nanos") else parse_cpu_nanos(value, fieldname=where)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .spec import ServiceSpec
 
 #: the newest spec version this code reads (the highest in NEWER_FIELDS / NEWER_FORMS, 1 without any)
-SPEC_VERSION = 6
+SPEC_VERSION = 7
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -93,6 +93,8 @@ NEWER_FIELDS: Mapping[str, tuple[int, str]] = MappingProxyType(
         "GroupContainer.privileged": (5, "privileged"),  # a sidecar's own privileged: true (session 50)
         "GroupContainer.pid": (6, "pid"),  # a sidecar in the main container's PID namespace (session 51)
         "GroupContainer.ipc": (6, "ipc"),  # ... and IPC namespace (Compose pid/ipc: service:X)
+        "GroupContainer.cap_add": (7, "cap_add"),  # a sidecar's own capabilities (session 52: a profiler
+        "GroupContainer.cap_drop": (7, "cap_drop"),  # joining X's PID namespace with SYS_PTRACE)
     }
 )
 

@@ -4,10 +4,10 @@
 container, on X's address (docs/task-groups.md). It becomes an *init container* when X waits for it with
 ``depends_on: {S: {condition: service_completed_successfully}}`` (X starts after it completed, as Compose
 does), a *sidecar* otherwise. Its image, command, entrypoint, environment, user, working directory, ports,
-health check, resources and ``privileged`` go into the group; its volumes join X's (a group shares its
-mounts), except one at a path the group mounts otherwise, which is that container's own (each Compose
-service mounts its own volumes); the rest of its settings (replicas, placement, restart, networks...) are
-X's. Other network modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and
+health check, resources, ``privileged``, ``cap_add`` and ``cap_drop`` go into the group; its volumes join
+X's (a group shares its mounts), except one at a path the group mounts otherwise, which is that container's
+own (each Compose service mounts its own volumes); the rest of its settings (replicas, placement, restart,
+networks...) are X's. Other network modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and
 ``container:...`` are refused.
 A sidecar of a service on the host network binds its ports on the node, each as its container port (as
 the service's own, ``networks.host_ports``).
@@ -53,8 +53,10 @@ _INIT_ONLY_DROPS = ("publish", "health")
 _SHARED_FILE_KEYS = ("secrets", "configs")
 _STACK_LABEL_PREFIX = STACK_LABEL + "."  # the labels every stack service gets (its own names)
 _CARRIED = {"name", "image", "mounts", *_MEMBER_KEYS, *_SHARED_FILE_KEYS}
-_CARRIED_OPTIONS = {"container.privileged"}  # a container option a member takes as its own
-_JOINER_OPTIONS = {"privileged", "labels"}  # a pid/ipc joiner's options that leave it in X's task
+#: container options a member takes as its own (its GroupContainer's privileged, cap_add, cap_drop)
+_OWN_OPTIONS = ("privileged", "cap_add", "cap_drop")
+_CARRIED_OPTIONS = {f"container.{key}" for key in _OWN_OPTIONS}
+_JOINER_OPTIONS = {*_OWN_OPTIONS, "labels"}  # a pid/ipc joiner's options that leave it in X's task
 _UNSHAREABLE_IPC = ("private", "none")  # a main container's IPC modes no other container can join
 COMPLETED, STARTED = "service_completed_successfully", "service_started"
 
@@ -318,7 +320,10 @@ def _container_refusal(
     )
     options = [k for k in options if k not in _JOINER_OPTIONS]
     if options:
-        return f"a sidecar takes none of its container options ({', '.join(options)}) but privileged"
+        return (
+            f"a sidecar takes none of its container options ({', '.join(options)}) but privileged, "
+            "cap_add and cap_drop"
+        )
     if "ipc" in targets and _ipc_refusal(target, stack.specs):
         return _ipc_refusal(target, stack.specs)
     name = member_name(short)
@@ -378,8 +383,10 @@ def group_member(
         if value in (None, "", 0, [], {}) or (init and key in _INIT_ONLY_DROPS):
             continue
         member[key] = value
-    if (spec.get("container") or {}).get("privileged"):  # its own, as Compose runs each service's container
-        member["privileged"] = True
+    for key in _OWN_OPTIONS:  # its own, as Compose runs each service's container
+        value = (spec.get("container") or {}).get(key)
+        if value:
+            member[key] = value
     return member
 
 

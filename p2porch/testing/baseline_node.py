@@ -7,10 +7,10 @@ It reads ``update_node`` only as the releases before the restart hold did: versi
 state untouched either way), and service specs of spec version 1 (``model/spec_fields.py``):
 ``container.memswap_limit``, ``container.mem_swappiness``, ``container.pull_policy``,
 ``container.pid``/``ipc``/``uts``/``privileged``, a mount's ``subpath`` and a sidecar's ``privileged``,
-``pid`` and ``ipc`` are unknown and log options need a log driver, so such a spec is applied as an invalid
-service, as that release's decoder does; the host network is unknown to its FSM (a service on it is refused:
-"network 'host' not found", the entry applied by the others). It advertises nothing: the node the write gate
-(``raft/command_gate.py``) must keep every writer within.
+``pid``, ``ipc``, ``cap_add`` and ``cap_drop`` are unknown and log options need a log driver, so such a spec
+is applied as an invalid service, as that release's decoder does; the host network is unknown to its FSM (a
+service on it is refused: "network 'host' not found", the entry applied by the others). It advertises
+nothing: the node the write gate (``raft/command_gate.py``) must keep every writer within.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def read_baseline_only() -> None:
         container_opts._ALIASES.pop(alias, None)
     for key in ("subpath", "volume-subpath"):  # a mount's subpath (spec version 4)
         container._MOUNT_KEYS.pop(key, None)
-    for key in ("privileged", "pid", "ipc"):  # a sidecar's own privileged (5), namespaces (6)
+    # a sidecar's own privileged (5), namespaces (6), capabilities (7)
+    for key in ("privileged", "pid", "ipc", "cap_add", "cap-add", "cap_drop", "cap-drop"):
         group._KEYS.pop(key, None)
     fsm_networks.HOST_NETWORK = ""  # no built-in host network (spec version 3): "host" is not found
     checks = container_opts.ContainerOptions.__post_init__

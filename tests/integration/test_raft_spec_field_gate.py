@@ -1,7 +1,7 @@
 """The spec field gate on real Raft processes: while a node of a release before the gate
 (``p2porch.testing.baseline_node``: spec version 1, it advertises nothing) is a member, a spec using a
 newer field (``container.memswap_limit``, log options without a driver, ``container.pull_policy``, the
-host network, ``container.privileged`` and a sidecar's ``privileged``) is refused at the write naming
+host network, ``container.privileged`` and a sidecar's ``privileged`` and ``cap_add``) is refused at the write naming
 the field and that node; specs without them are written and read everywhere; once the node runs this
 release the field is accepted. What that node makes of a spec it cannot read (written past the gate,
 as the release before this check did) is shown too: every node applies the entry, the old one as an
@@ -42,6 +42,8 @@ NEWER += ((PULL, "container.pull_policy"), (HOST, "networks: host"))
 PRIVILEGED = {**PLAIN, "container": {"privileged": True}}  # spec version 5
 VPN = {"name": "vpn", "image": "p2porch/busybox:latest", "privileged": True}
 NEWER += ((PRIVILEGED, "container.privileged"), ({**PLAIN, "sidecars": [VPN]}, "sidecars[0].privileged"))
+PROFILER = {"name": "spy", "image": "p2porch/busybox:latest", "cap_add": ["SYS_PTRACE"]}  # spec version 7
+NEWER += (({**PLAIN, "sidecars": [PROFILER]}, "sidecars[0].cap_add"),)
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ def never() -> dict[str, Any]:
     raise AssertionError("a command within the baseline needs no advertisement")
 
 
-def test_this_release_advertises_update_node_2_and_spec_6_above_the_baseline() -> None:
+def test_this_release_advertises_update_node_2_and_spec_7_above_the_baseline() -> None:
     # put_secret 2 (defer_roll) and roll_done: a stack deploy's pending roll of a new object version
-    assert NEW == {"put_secret": 2, "roll_done": 1, "spec": 6, "update_node": 2}
+    assert NEW == {"put_secret": 2, "roll_done": 1, "spec": 7, "update_node": 2}
     # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2, the
     # spec fields of then (spec version 1)
     assert dict(G.BASELINE) == {

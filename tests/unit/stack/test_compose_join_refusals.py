@@ -52,9 +52,9 @@ X = "haproxy: {image: haproxy}"
             f"{{{X}, keepalived: {{image: k, network_mode: host, pid: 'service:haproxy'}}}}",
             "it is on the host network: haproxy's task would take it off its node's network",
         ),
-        (  # 3: py-spy needs SYS_PTRACE to attach
-            f"{{{X}, spy: {{image: s, pid: 'service:haproxy', cap_add: [SYS_PTRACE]}}}}",
-            "a sidecar takes none of its container options (cap_add) but privileged",
+        (  # 3: py-spy with SYS_PTRACE is folded with it (h52left); a read-only root is not a member's
+            f"{{{X}, spy: {{image: s, pid: 'service:haproxy', cap_add: [SYS_PTRACE], read_only: true}}}}",
+            "a sidecar takes none of its container options (read_only) but privileged, cap_add and cap_drop",
         ),
         (  # 4: its own wait for a healthy db
             f"{{{X}, db: {{image: d}}, agent: {{image: a, pid: 'service:haproxy', "
@@ -201,3 +201,20 @@ def test_a_network_mode_members_ipc_on_an_unshareable_main_is_ignored_it_stays_i
         f"ignoring ipc: service:x (service m): x's IPC namespace is not shareable (ipc: {mode})" in warnings
     )
     assert "ignoring pid" not in warnings
+
+
+def test_a_joiner_with_cap_add_and_cap_drop_is_folded_with_its_capabilities():
+    """h52left: the usual profiler (``pid: service:X`` with ``cap_add: [SYS_PTRACE]``) was deployed on its
+    own with "a sidecar takes none of its container options (cap_add)": a task group's container could
+    not carry capabilities. Now its GroupContainer has them (spec version 7) and it joins X's task."""
+    definition = load(
+        f"services: {{{X}, spy: {{image: s, pid: 'service:haproxy', cap_add: [sys_ptrace], "
+        "cap_drop: [NET_RAW]}}"
+    )
+    warnings = "\n".join(definition.warnings)
+    assert "ignoring" not in warnings and "not applied" not in warnings, warnings
+    assert {s.short_name for s in definition.services} == {"haproxy"}
+    (spy,) = spec_of(definition, "haproxy")["sidecars"]
+    assert (spy["cap_add"], spy["cap_drop"], spy["pid"]) == (["SYS_PTRACE"], ["NET_RAW"], "main")
+    group = ServiceSpec.from_dict(spec_of(definition, "haproxy"))
+    assert group.sidecars[0].cap_add == ("SYS_PTRACE",)
