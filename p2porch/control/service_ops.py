@@ -235,7 +235,9 @@ class ServiceOps:
         secret roll: model/update_sequence.py). A resend the spec already carries answers ``already``."""
         read = self.find(ref)
         bases = {"base_spec": spec_digest(read.spec.to_dict()), "base_previous": previous_digest(read)}
-        return await self._update(ref, {**bases, **changes}, follow, "base_spec" in changes)
+        return await self._update(
+            ref, {**bases, **changes}, follow, None if "base_spec" in changes else read.version
+        )
 
     def _merged(
         self, current: ServiceSpec, changes: dict[str, Any], follow: Follow, force: bool
@@ -263,9 +265,9 @@ class ServiceOps:
 
     @redone_on_newer_record("service_version")
     async def _update(
-        self, ref: str, changes: dict[str, Any], follow: Follow, resend: bool
+        self, ref: str, changes: dict[str, Any], follow: Follow, read_at: int | None
     ) -> dict[str, Any]:
-        """``resend``: the caller named ``base_spec`` (sent again after a lost answer)."""
+        """``read_at``: the record version the base was read at; None: a resend (the caller's base)."""
         changes = dict(changes)
         base = base_digest(changes.pop("base_spec"))
         previous = changes.pop("base_previous", None)
@@ -284,10 +286,10 @@ class ServiceOps:
             raise ConfigError("a service cannot be renamed", field="name")
         previous = None if previous is None else base_digest(previous, "base_previous")
         current = spec_digest(service.spec.to_dict())
-        already = {"already": True} if resend else {}  # its first send committed (not another's write)
+        already = {"already": True} if read_at is None else {}  # its first send committed (a resend)
         if current != base and self._written_already(service, base, (changes, follow, force)):
             return {**self.view(service), "changed": [], **already}
-        if current != base and moved_by_the_cluster(service, base, previous, resend):
+        if current != base and moved_by_the_cluster(service, base, previous, read_at):
             base = current  # only the autoscaler or a secret roll moved it: merged into that spec
         elif previous is not None and previous != previous_digest(service):
             base = ""  # the spec left its base and came back (a rollback since it was read): not written
@@ -328,8 +330,7 @@ class ServiceOps:
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
-        """Set ``replicas``; a service already at that count is answered ``changed: []`` with
-        ``already_at`` (its replicas), and nothing is written (a paused update stays paused)."""
+        """Set ``replicas``; already at that count: ``changed: []``, ``already_at``, nothing written."""
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")

@@ -353,6 +353,10 @@ class Service:
     # (protocol, target, published) of each ingress port the spec publishes without a number, assigned
     # by the FSM from 30000-32767 (raft/published_ports.py)
     assigned_ports: tuple[tuple[str, int, int], ...] = ()
+    #: the state version of the last write that changed the spec other than by the cluster's own moves (an
+    #: autoscale step, a secret/config roll: ``update_sequence.user_version``), set by the FSM; None: not
+    #: known (a record stored before session 52, until such a write)
+    user_version: int | None = None
 
     @property
     def name(self) -> str:
@@ -397,6 +401,7 @@ class Service:
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
             **({"vip": self.vip} if self.vip else {}),
             **({"assigned_ports": [list(a) for a in self.assigned_ports]} if self.assigned_ports else {}),
+            **({} if self.user_version is None else {"user_version": self.user_version}),
         }
 
     @classmethod
@@ -430,6 +435,7 @@ class Service:
                 (str(protocol), int(target), int(number))
                 for protocol, target, number in data.get("assigned_ports") or ()
             ),
+            user_version=None if data.get("user_version") is None else int(data["user_version"]),
         )
 
 

@@ -14,7 +14,10 @@ writer made the same change: idempotent, ``already`` to a resend), and refuses i
 words. Three writes of the cluster itself change the spec: the autoscaler (``replicas``), the roll of a
 new secret/config version (the versions of unpinned references) and the automatic rollback.
 :func:`moved_by_the_cluster` tells the first two from a user's write (a hand scale included): an
-update is then merged into the newer spec, not refused (a resend never into a roll). A retry
+update is then merged into the newer spec, not refused (a resend never into a roll), after any number
+of them: the FSM keeps, per service, the state version of the last write that was not one of them
+(:func:`user_version`), so an update read at an older record version than that one is refused and one
+read after it is merged. A retry
 also names the rollback point it read (``base_previous``, a digest): a spec that left its base and came
 back (a rollback between the lost answer and the retry) is refused, not written over again.
 """
@@ -28,7 +31,9 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from ..errors import ConfigError, ProposalTimeout
+from .autoscale_spec import AutoscaleStep
 from .records import Service
+from .spec import ServiceSpec
 
 __all__ = [
     "OUT_OF_SEQUENCE",
@@ -39,6 +44,7 @@ __all__ = [
     "outcome_unknown_at",
     "previous_digest",
     "spec_digest",
+    "user_version",
 ]
 
 OUT_OF_SEQUENCE = "update out of sequence"  # swarmkit's words (store.ErrSequenceConflict)
@@ -76,14 +82,40 @@ def _but_a_roll_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def moved_by_the_cluster(service: Service, base: str, previous: str | None, resend: bool) -> bool:
-    """Whether the spec left ``base`` (read with the rollback point ``previous``) through the cluster's
-    own last write only: the autoscaler's step to the ``replicas`` it has now (from the replicas of
-    ``base``, its rollback point kept), or the roll of a new secret/config version (the versions of
+def user_version(
+    before: Service, spec: ServiceSpec, step: AutoscaleStep | None, version: int, invalid: bool
+) -> int | None:
+    """``before.user_version`` after a write of ``spec`` at state ``version`` (the FSM's, deterministic):
+    kept when the spec is the same or moved by the cluster's own work only: a new autoscale step
+    (``step``) that set the replicas alone to its ``to_replicas``, or a roll (only the versions of
+    unpinned references moved); ``version`` for any other change (a user's, a hand scale, the automatic
+    rollback), and for a spec that does not validate on either side (``invalid``). Unknown (None) stays
+    unknown through the cluster's moves."""
+    kept = before.user_version
+    if invalid:
+        return version
+    if spec == before.spec:
+        return kept
+    old, new = before.spec.to_dict(), spec.to_dict()
+    stepped = step is not None and step != before.autoscale_last and step.to_replicas == spec.replicas
+    if stepped and {**old, "replicas": spec.replicas} == new:
+        return kept
+    return kept if _but_a_roll_moves(old) == _but_a_roll_moves(new) else version
+
+
+def moved_by_the_cluster(service: Service, base: str, previous: str | None, read_at: int | None) -> bool:
+    """Whether the spec left ``base`` (read with the rollback point ``previous``, in the record of version
+    ``read_at``; None: a resend, whose caller named its base) through the cluster's own work only. Read
+    here: no write other than the cluster's since (``Service.user_version`` not above ``read_at``), any
+    number of them. A resend: the autoscaler's last step to the ``replicas`` it has now (from the replicas
+    of ``base``, its rollback point kept), or one roll of a new secret/config version (the versions of
     unpinned references; the roll makes ``base`` the rollback point). An update computed on ``base`` is
     then merged into the spec now rather than refused. A user's scale is never taken for the
-    autoscaler's; a resend (``resend``: the caller named its base) is never merged into a roll, whose
-    rollback point overwrote the one the resend read (a rollback in between could not be told)."""
+    autoscaler's; a resend is never merged into a roll, whose rollback point overwrote the one the resend
+    read (a rollback in between could not be told)."""
+    if read_at is not None and service.user_version is not None and service.user_version <= read_at:
+        return True
+    resend = read_at is None
     spec = service.spec.to_dict()
     last = service.autoscale_last
     if (

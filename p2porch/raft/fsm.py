@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError, WireError
 from ..model import DesiredState, NodeStatus, Service, SubnetLease, Task, TaskState
 from ..model.spec import check_mode_kept
+from ..model.update_sequence import user_version
 from ..wire import pack
 from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
@@ -161,6 +162,7 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         assigned_ports=service_ports(s.services.values(), service_id, c.spec),
         invalid=c.invalid,
         invalid_spec=c.invalid_spec,
+        user_version=v,
     )
     services = copy_map(s.services)
     services[service_id] = svc
@@ -192,6 +194,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         autoscale_last=c.autoscale_last,
         job=c.job,
         version=v,
+        user_version=user_version(svc, c.spec, c.autoscale_last, v, bool(c.invalid or svc.invalid)),
         updated_at=c.at,
         vip=_service_vip(s, service_id, c.spec.endpoint_mode, svc.vip),
         assigned_ports=(  # a spec this version cannot read keeps its ports until one it can
