@@ -2,17 +2,22 @@
 
 A check whose test is ``NONE`` runs nothing, so an interval, timeout, retries or start period given with
 it would be stored and never used: the CLI refuses ``--health-interval`` on a ``--no-healthcheck``
-service, and the API (service create/update, stack deploy) refuses ``{"test": ["NONE"], "interval":
+service, and the API (service create and update) refuses ``{"test": ["NONE"], "interval":
 "5s"}`` with 400 naming the field. A spec stored so before the rule still loads (``HealthSpec`` reads
-it as it is) and an update that leaves that check as it is is not refused for it. Owns the rule only.
+it as it is) and an update that leaves that check as it is is not refused for it. A Compose file's
+``healthcheck`` (``stack deploy``) is not checked: Compose ignores the settings of a disabled check, and
+so does the engine. Owns the rule only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .container import HealthSpec
 from .units import field_error
+
+if TYPE_CHECKING:
+    from .spec import ServiceSpec
 
 __all__ = [
     "HEALTH_SETTINGS",
@@ -55,10 +60,10 @@ def refuse_settings_of_an_off_check(
         )
 
 
-def check_off_checks(spec: Any, before: Any = None) -> None:
+def check_off_checks(spec: ServiceSpec, before: ServiceSpec | None = None) -> None:
     """:func:`refuse_settings_of_an_off_check` for a service spec's check and each sidecar's
     (``before``: the stored spec an update replaces)."""
-    refuse_settings_of_an_off_check(spec.health, getattr(before, "health", None))
-    stored = {m.name: m.health for m in getattr(before, "sidecars", ())}
+    refuse_settings_of_an_off_check(spec.health, before.health if before is not None else None)
+    stored = {m.name: m.health for m in (before.sidecars if before is not None else ())}
     for i, member in enumerate(spec.sidecars):
         refuse_settings_of_an_off_check(member.health, stored.get(member.name), f"sidecars[{i}].health")
