@@ -1,10 +1,10 @@
 """The spec field gate on real Raft processes: while a node of a release before the gate
 (``p2porch.testing.baseline_node``: spec version 1, it advertises nothing) is a member, a spec using a
 newer field (``container.memswap_limit``, log options without a driver, ``container.pull_policy``, the
-host network, ``container.privileged`` and a sidecar's ``privileged`` and ``cap_add``) is refused at the write naming
-the field and that node; specs without them are written and read everywhere; once the node runs this
-release the field is accepted. What that node makes of a spec it cannot read (written past the gate,
-as the release before this check did) is shown too: every node applies the entry, the old one as an
+host network, ``container.privileged`` and a sidecar's ``privileged`` and ``cap_add``) is refused at the
+write naming the field and that node; specs without them are written and read everywhere; once the node
+runs this release the field is accepted. What that node makes of a spec it cannot read (written past the
+gate, as the release before this check did) is shown too: every node applies the entry, the old one as an
 invalid service; a service on the host network the old FSM refuses outright, the others apply it: the
 replicas diverge until that node runs this release.
 
