@@ -391,6 +391,7 @@ def load_stack(
         problems,
     )
     ctx.refused_networks = declared_networks.refused
+    ctx.inactive = set(skipped)
     ctx.object_names.update({f"{o.kind}s:{o.key}": o.name for o in objects})
     services: list[StackService] = []
     names: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from .casts import cast_types
 from .interpolate import interpolate_collect, parse_dotenv
-from .merge import merge_documents, merge_values, normalize_service, strip_markers
+from .merge import merge_documents, merge_service, normalize_service, strip_markers
 from .ports_volumes import windows_path
 from .problems import Problems
 from .yamlsafe import Override, parse_yaml_documents
@@ -216,7 +216,7 @@ class _Resolver:
         if not isinstance(base, Mapping):
             return own
         base = {k: v for k, v in base.items() if k != "extends"}
-        return merge_values(normalize_service(base), normalize_service(own), name)
+        return merge_service(normalize_service(base), normalize_service(own))
 
 
 def _active(conf: Any, profiles: Sequence[str]) -> bool:

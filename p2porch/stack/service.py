@@ -143,10 +143,11 @@ class StackContext:
     secrets: set[str]
     configs: set[str]
     services: set[str]  # every service of the model (after profiles)
-    skipped: set[str]  # services dropped by inactive profiles
+    skipped: set[str]  # services not deployed: dropped by inactive profiles, provider services
     environ: Mapping[str, str]
     read_file: ReadFile | None
     problems: Problems
+    inactive: set[str] = field(default_factory=set)  # services dropped by inactive profiles
     env_files_read: list[str] = field(default_factory=list)
     #: "secrets"|"configs" -> the top-level keys services use
     uses_secrets: dict[str, list[str]] = field(default_factory=dict)
@@ -290,6 +291,9 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
         if name == short:
             raise err(where, "a service cannot depend on itself")
         if name not in ctx.services:
+            if name in ctx.inactive and required:  # as Compose's "depends on undefined service"
+                msg = "is in no active profile: activate one (--profile), or set required: false"
+                raise err(where, f"service {name!r} {msg}")
             if name in ctx.skipped or not required:
                 ctx.problems.warn(
                     f"{path}: {name!r} is not deployed (profile not active, a provider service, or not "
