@@ -486,6 +486,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if "restart" in conf and "restart" not in spec:
             spec["restart"] = deploy_keys.restart(conf["restart"], f"{path}.restart")
+    with problems.check():
+        deploy_keys.distinct_duplicates(conf, path)
     came_from: dict[str, str] = {}  # spec field -> the service-level key it came from (named in errors)
     for key, target in (
         ("cpus", "limit_cpu"),

@@ -246,3 +246,45 @@ def test_compose_profiles_is_only_the_default_of_profile(tmp_path: Path) -> None
     assert [s.short_name for s in source.load("app").services] == ["a"]
     source = stack_source([str(tmp_path / "compose.yaml")], profiles=["prod"], environ={})
     assert [s.short_name for s in source.load("app").services] == ["b"]
+
+
+# ---------------------------------------------------------------------- keys that duplicate deploy's
+
+
+@pytest.mark.parametrize(
+    ("service", "deploy", "field"),
+    [
+        ("scale: 3", "{replicas: 2}", "scale"),
+        ("cpus: 1", "{resources: {limits: {cpus: '0.50'}}}", "cpus"),
+        ("mem_limit: 1g", "{resources: {limits: {memory: 512M}}}", "mem_limit"),
+        ("mem_reservation: 1g", "{resources: {reservations: {memory: 512M}}}", "mem_reservation"),
+        ("pids_limit: 100", "{resources: {limits: {pids: 200}}}", "pids_limit"),
+    ],
+)
+def test_a_key_and_the_deploy_key_it_duplicates_must_agree(service: str, deploy: str, field: str) -> None:
+    """compose-go's checkConsistency ("can't set distinct values on 'scale' and 'deploy.replicas'");
+    before, the deploy key won silently."""
+    text = f"services:\n  web:\n    image: x\n    {service}\n    deploy: {deploy}\n"
+    assert f"services.web.{field}: can't set distinct values on '{field}' and 'deploy." in refusal(text)
+
+
+@pytest.mark.parametrize(
+    ("service", "deploy"),
+    [
+        ("scale: '2'", "{replicas: 2}"),
+        ("cpus: 0.5", "{resources: {limits: {cpus: '0.50'}}}"),
+        ("mem_limit: 1g", "{resources: {limits: {memory: 1024M}}}"),
+        ("pids_limit: 100", "{resources: {limits: {pids: 100}}}"),
+    ],
+)
+def test_a_key_and_the_deploy_key_it_duplicates_may_agree(service: str, deploy: str) -> None:
+    spec = spec_of(load(f"services:\n  web:\n    image: x\n    {service}\n    deploy: {deploy}\n"), "web")
+    assert spec["name"] == "app-web"
+
+
+def test_container_name_with_replicas_loads_as_docker_stack_deploy_reads_it() -> None:
+    """Compose refuses container_name with more than one replica (a container name is unique); Swarm
+    ignores container_name, and p2porch makes it a network alias of the service, so it is kept."""
+    text = "services:\n  web:\n    image: x\n    container_name: front\n    deploy: {replicas: 3}\n"
+    spec = spec_of(load(text), "web")
+    assert spec["replicas"] == 3
