@@ -288,3 +288,144 @@ def test_container_name_with_replicas_loads_as_docker_stack_deploy_reads_it() ->
     text = "services:\n  web:\n    image: x\n    container_name: front\n    deploy: {replicas: 3}\n"
     spec = spec_of(load(text), "web")
     assert spec["replicas"] == 3
+
+
+# ------------------------------------------------------------------------- the catalogue of keys
+
+#: the properties of compose-spec's schema (compose-spec/compose-spec, schema/compose-spec.json, 2025):
+#: every one is catalogued in p2porch/stack/keys.py, mapped or ignored with a warning
+SCHEMA = {
+    "top": "version name include services models networks volumes secrets configs",
+    "service": (
+        "develop deploy annotations attach build blkio_config cap_add cap_drop cgroup cgroup_parent command "
+        "configs container_name cpu_count cpu_percent cpu_shares cpu_quota cpu_period cpu_rt_period "
+        "cpu_rt_runtime cpus cpuset credential_spec depends_on device_cgroup_rules devices dns dns_opt "
+        "dns_search domainname entrypoint env_file label_file environment expose extends provider "
+        "external_links extra_hosts gpus group_add healthcheck hostname image init ipc isolation labels "
+        "links logging mac_address mem_limit mem_reservation mem_swappiness memswap_limit network_mode "
+        "models networks oom_kill_disable oom_score_adj pid pids_limit platform ports post_start pre_stop "
+        "privileged profiles pull_policy pull_refresh_after read_only restart runtime scale security_opt "
+        "shm_size secrets sysctls stdin_open stop_grace_period stop_signal storage_opt tmpfs tty ulimits "
+        "use_api_socket user uts userns_mode volumes volumes_from working_dir"
+    ),
+    "deploy": (
+        "mode endpoint_mode replicas labels rollback_config update_config resources restart_policy placement"
+    ),
+    "update": "parallelism delay failure_action monitor max_failure_ratio order",
+    "restart": "condition delay max_attempts window",
+    "placement": "constraints preferences max_replicas_per_node",
+    "limits": "cpus memory pids",
+    "reservations": "cpus memory generic_resources devices",
+    "healthcheck": "disable interval retries test timeout start_period start_interval",
+    "logging": "driver options",
+    "port": "name mode host_ip target published protocol app_protocol",
+    "mount": "type source target read_only consistency bind volume tmpfs image",
+    "service_network": (
+        "aliases interface_name ipv4_address ipv6_address link_local_ips mac_address driver_opts priority "
+        "gw_priority"
+    ),
+    "depends_on": "restart required condition",
+    "file_ref": "source target uid gid mode",
+    "env_file": "path format required",
+    "extends": "service file",
+    "network": "name driver driver_opts ipam external internal enable_ipv4 enable_ipv6 attachable labels",
+    "volume": "name driver driver_opts external labels",
+    "secret": "name environment file external labels driver driver_opts template_driver",
+    "config": "name content environment file external labels template_driver",
+}
+
+
+def _catalogue() -> dict[str, set[str]]:
+    from p2porch.stack import keys
+
+    return {
+        "top": {*keys.TOP_MAPPED, *keys.TOP_IGNORED},
+        "service": {*keys.SERVICE_MAPPED, *keys.SERVICE_IGNORED},
+        "deploy": set(keys.DEPLOY_MAPPED),
+        "update": set(keys.UPDATE_KEYS),
+        "restart": set(keys.RESTART_KEYS),
+        "placement": set(keys.PLACEMENT_KEYS),
+        "limits": {*keys.LIMITS_MAPPED, *keys.LIMITS_IGNORED},
+        "reservations": {*keys.RESERVATIONS_MAPPED, *keys.RESERVATIONS_IGNORED},
+        "healthcheck": set(keys.HEALTH_KEYS),
+        "logging": set(keys.LOGGING_KEYS),
+        "port": set(keys.PORT_KEYS),
+        "mount": set(keys.VOLUME_MOUNT_KEYS),
+        "service_network": set(keys.SERVICE_NETWORK_KEYS),
+        "depends_on": set(keys.DEPENDS_KEYS),
+        "file_ref": set(keys.SERVICE_FILE_REF_KEYS),
+        "env_file": set(keys.ENV_FILE_KEYS),
+        "extends": set(keys.EXTENDS_KEYS),
+        "network": set(keys.TOP_NETWORK_KEYS),
+        "volume": set(keys.TOP_VOLUME_KEYS),
+        "secret": set(keys.TOP_SECRET_KEYS),
+        "config": set(keys.TOP_CONFIG_KEYS),
+    }
+
+
+@pytest.mark.parametrize("section", sorted(SCHEMA))
+def test_every_key_of_the_schema_is_catalogued(section: str) -> None:
+    assert set(SCHEMA[section].split()) - _catalogue()[section] == set()
+
+
+IGNORED_VALUES = {
+    "annotations": "{com.example.a: b}",
+    "attach": "false",
+    "blkio_config": "{weight: 300}",
+    "cgroup": "host",
+    "cgroup_parent": "m-executor",
+    "cpu_count": "1",
+    "cpu_percent": "50",
+    "cpu_period": "100000",
+    "cpu_quota": "50000",
+    "cpu_rt_period": "1000",
+    "cpu_rt_runtime": "1000",
+    "cpu_shares": "512",
+    "cpuset": "'0-1'",
+    "credential_spec": "{file: spec.json}",
+    "develop": "{watch: [{path: ./src, action: rebuild}]}",
+    "device_cgroup_rules": "['c 1:3 mr']",
+    "dns": "8.8.8.8",
+    "dns_search": "example.com",
+    "domainname": "example.com",
+    "external_links": "[redis]",
+    "gpus": "all",
+    "isolation": "default",
+    "mac_address": "'02:42:ac:11:65:43'",
+    "models": "[llm]",
+    "oom_kill_disable": "true",
+    "oom_score_adj": "500",
+    "platform": "linux/amd64",
+    "post_start": "[{command: echo hi}]",
+    "pre_stop": "[{command: echo bye}]",
+    "pull_refresh_after": "1h",
+    "runtime": "runc",
+    "stdin_open": "true",
+    "storage_opt": "{size: 1G}",
+    "tty": "true",
+    "use_api_socket": "true",
+    "userns_mode": "host",
+}
+
+
+@pytest.mark.parametrize("key", sorted(IGNORED_VALUES))
+def test_an_ignored_service_key_loads_with_one_warning_naming_it(key: str) -> None:
+    from p2porch.stack import keys
+
+    assert set(IGNORED_VALUES) == set(keys.SERVICE_IGNORED) - {"provider"}
+    definition = load(f"services:\n  web:\n    image: x\n    {key}: {IGNORED_VALUES[key]}\n")
+    assert [w for w in definition.warnings if f"ignoring {key} " in w] == [
+        f"ignoring {key} (service web): {keys.SERVICE_IGNORED[key]}"
+    ], definition.warnings
+
+
+def test_an_extended_service_s_depends_on_is_inherited() -> None:
+    """As compose-go merges it (docker/compose#12360: the Docker docs say it is not shared)."""
+    text = """
+    services:
+      db: {image: postgres}
+      base: {image: app, depends_on: [db]}
+      web: {extends: base}
+    """
+    definition = load(text)
+    assert [d.service for d in definition.by_name()["app-web"].depends_on] == ["db"]
