@@ -429,3 +429,57 @@ def test_an_extended_service_s_depends_on_is_inherited() -> None:
     """
     definition = load(text)
     assert [d.service for d in definition.by_name()["app-web"].depends_on] == ["db"]
+
+
+# ---------------------------------------------------------------------------- include and top level
+
+
+def test_an_include_entry_s_project_directory_is_where_its_relative_paths_resolve() -> None:
+    """14-include.md: ``project_directory`` "defines a base path to resolve relative paths set in the
+    Compose file"; before, they resolved against the included file's directory (here: no such file)."""
+    files = {
+        "/p/sub/a.yml": "services:\n  a:\n    image: a:${TAG}\n    env_file: [x.env]\n",
+        "/p/sub/b.yml": "services:\n  a:\n    environment: {B: '1'}\n",
+        "/p/envs/inc.env": "TAG=fromenv\n",
+        "/p/proj/x.env": "X=1\n",
+    }
+    text = """
+    include:
+      - path: [sub/a.yml, sub/b.yml]
+        project_directory: proj
+        env_file: envs/inc.env
+    services:
+      web: {image: w}
+    """
+    definition = load_stack("app", textwrap.dedent(text), files.__getitem__, base_dir="/p", environ={})
+    spec = spec_of(definition, "a")
+    assert (spec["image"], spec["env"]) == ("a:fromenv", {"B": "1", "X": "1"})
+    assert definition.env_files == ("/p/proj/x.env",)
+
+
+def test_version_models_and_device_reservations_load_with_a_warning_each() -> None:
+    text = """
+    version: "2.4"
+    name: ignored
+    models:
+      llm: {model: ai/smollm2}
+    x-anything: {a: 1}
+    services:
+      web:
+        image: x
+        deploy:
+          resources:
+            reservations:
+              devices: [{capabilities: [gpu], count: 1, driver: nvidia}]
+              generic_resources: [{discrete_resource_spec: {kind: gpu, value: 2}}]
+    """
+    definition = load(text)
+    assert definition.warnings == (
+        "ignoring models: AI models are not supported",
+        "version '2.4' is obsolete: the file is read with the Compose specification",
+        "ignoring deploy.resources.reservations.devices (service web): "
+        "device reservations (GPUs) are not supported",
+        "ignoring deploy.resources.reservations.generic_resources (service web): "
+        "generic resources are not supported",
+    )
+    assert spec_of(definition, "web")["name"] == "app-web"  # the stack's name, not name:
