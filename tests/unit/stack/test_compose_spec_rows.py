@@ -191,8 +191,8 @@ def test_an_extended_service_merges_by_the_same_rules() -> None:
 
 
 def test_a_service_both_included_and_declared_is_merged_the_including_file_winning() -> None:
-    """As Compose 2.39+ merges it (compose-go's importResource; older releases refused the file with
-    "services.web conflicts with imported resource")."""
+    """As current Compose merges it (compose-go's importResource; releases up to 2.38 refused the file
+    with "services.web conflicts with imported resource")."""
     included = "services:\n  web:\n    image: httpd\n    ports: ['8080:80']\n    environment: {A: '1'}\n"
     text = "include: [other.yml]\nservices:\n  web:\n    image: nginx\n    environment: {B: '2'}\n"
     definition = load_stack("app", text, {"/p/other.yml": included}.__getitem__, base_dir="/p", environ={})
