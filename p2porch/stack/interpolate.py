@@ -218,8 +218,9 @@ def parse_dotenv(
     """``KEY=VALUE`` (or ``KEY: VALUE``) lines as Compose reads them -> dict.
 
     ``#`` comment lines and blank lines are skipped, ``export`` is allowed, single quotes are literal,
-    double quotes take ``\\n``-style escapes and may span lines, an unquoted value ends at `` #``.
-    Unquoted and double-quoted values are interpolated from earlier keys of the file, then ``environ``.
+    double quotes take Go's escapes (``_ESCAPE_RE``), quoted values may span lines, an unquoted value ends
+    at `` #``. Unquoted and double-quoted values are interpolated from ``environ``, then the file's earlier
+    keys, as compose-go's dotenv looks them up.
     A bare ``KEY`` takes its value from ``environ`` (skipped when unset). ``raw`` (``env_file`` with
     ``format: raw``) takes each value as written after ``=``: quotes, `` #`` and ``$`` included, nothing
     interpolated. Errors name the file and line (``ConfigError`` without a field: the caller adds it).
