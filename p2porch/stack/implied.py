@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-__all__ = ["NAMESPACE_KEYS", "implied_dependencies"]
+__all__ = ["INACTIVE", "NAMESPACE_KEYS", "implied_dependencies", "inactive_references"]
+
+#: why a reference to a service of an inactive profile is refused (docker compose: "service "X" depends
+#: on undefined service "Y": invalid compose project", for ``depends_on`` and the dependencies implied)
+INACTIVE = "is in no active profile: activate one (--profile)"
 
 #: the keys whose ``service:X`` value makes compose-go add a dependency on X (restart: true)
 NAMESPACE_KEYS = ("network_mode", "ipc", "pid", "uts", "cgroup")
@@ -39,3 +43,26 @@ def implied_dependencies(short: str, conf: Mapping[str, Any], known: Collection[
         if name in known and name != short:
             out.setdefault(name, restart)
     return out
+
+
+def inactive_references(conf: Mapping[str, Any], inactive: Collection[str]) -> list[tuple[str, str]]:
+    """(key, service) of each ``links`` entry and ``service:X`` namespace naming a service of an inactive
+    profile: compose-go implies a required dependency on it, so Compose refuses the file, unless the
+    service's ``depends_on`` says ``required: false`` for it (``volumes_from`` is checked where it is
+    read, ``volumes_from.py``)."""
+    depends = conf.get("depends_on")
+    optional = {
+        name
+        for name, entry in (depends.items() if isinstance(depends, Mapping) else ())
+        if isinstance(entry, Mapping) and entry.get("required") is False
+    }
+    found: list[tuple[str, str]] = []
+    links = conf.get("links")
+    for i, link in enumerate(links if isinstance(links, list) else ()):
+        if isinstance(link, str):
+            found.append((f"links[{i}]", link.partition(":")[0]))
+    for key in NAMESPACE_KEYS:
+        value = conf.get(key)
+        if isinstance(value, str) and value.startswith("service:"):
+            found.append((key, value.removeprefix("service:")))
+    return [(key, name) for key, name in found if name in inactive and name not in optional]

@@ -23,6 +23,7 @@ from . import keys
 from .engine_keys import devices_pids_pull, namespaces
 from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
+from .implied import INACTIVE
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
 from .networks import (
@@ -292,8 +293,7 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
             raise err(where, "a service cannot depend on itself")
         if name not in ctx.services:
             if name in ctx.inactive and required:  # as Compose's "depends on undefined service"
-                msg = "is in no active profile: activate one (--profile), or set required: false"
-                raise err(where, f"service {name!r} {msg}")
+                raise err(where, f"service {name!r} {INACTIVE}, or set required: false")
             if name in ctx.skipped or not required:
                 ctx.problems.warn(
                     f"{path}: {name!r} is not deployed (profile not active, a provider service, or not "

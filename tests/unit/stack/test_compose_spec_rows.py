@@ -480,3 +480,36 @@ def test_version_models_and_device_reservations_load_with_a_warning_each() -> No
         "generic resources are not supported",
     )
     assert spec_of(definition, "web")["name"] == "app-web"  # the stack's name, not name:
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("links", "[bar]", "links[0]"),
+        ("links", "['bar:alias']", "links[0]"),
+        ("volumes_from", "[bar]", "volumes_from[0]"),
+        ("network_mode", "service:bar", "network_mode"),
+        ("pid", "service:bar", "pid"),
+        ("ipc", "service:bar", "ipc"),
+    ],
+)
+def test_a_reference_to_a_service_of_an_inactive_profile_is_refused(key: str, value: str, field: str) -> None:
+    """15-profiles.md: references (links, service:X, volumes_from) "do not automatically enable a
+    component ... Instead Compose returns an error" (compose-go implies a required depends_on on each);
+    before, the link or mount was ignored with a warning."""
+    text = f"services:\n  zot:\n    image: zot\n    {key}: {value}\n  bar: {{image: bar, profiles: [test]}}\n"
+    message = refusal(text)
+    assert message.splitlines() == [
+        f"services.zot.{field}: service 'bar' is in no active profile: activate one (--profile)"
+    ]
+    # with the profile active it loads (zot in bar's task for the namespaces: docs/task-groups.md)
+    assert "bar" in [s.short_name for s in load_stack("app", text, profiles=["test"]).services]
+
+
+def test_a_link_to_a_service_of_an_inactive_profile_that_is_not_required_loads() -> None:
+    text = """
+    services:
+      zot: {image: zot, links: [bar], depends_on: {bar: {condition: service_started, required: false}}}
+      bar: {image: bar, profiles: [test]}
+    """
+    assert [s.short_name for s in load(text).services] == ["zot"]
