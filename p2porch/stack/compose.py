@@ -19,7 +19,7 @@ from ..model import parse_port
 from ..model.payload_template import check_driver
 from . import keys
 from .groups import alias_member, fold_groups, plan_joins
-from .implied import INACTIVE, implied_dependencies, inactive_references
+from .implied import implied_dependencies, refused_references
 from .links import link_aliases
 from .names import check_stack_name
 from .networks import StackNetwork, exposed_on_host, host_networking, top_networks
@@ -415,9 +415,10 @@ def load_stack(
     declared_networks.report_used(ctx.used_networks, problems)
     _volumes_from(services, services_conf, ctx)
     services = _implied_dependencies(services, services_conf)
+    defined = set(services_conf) | ctx.skipped
     for short, conf in services_conf.items():
-        for key, name in inactive_references(conf, ctx.inactive) if isinstance(conf, Mapping) else ():
-            problems.error(f"services.{short}.{key}", f"service {name!r} {INACTIVE}")
+        for key, why in refused_references(conf, ctx.inactive, defined) if isinstance(conf, Mapping) else ():
+            problems.error(f"services.{short}.{key}", why)
     services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems, _exposed(services_conf, networks))

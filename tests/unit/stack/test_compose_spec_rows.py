@@ -513,3 +513,15 @@ def test_a_link_to_a_service_of_an_inactive_profile_that_is_not_required_loads()
       bar: {image: bar, profiles: [test]}
     """
     assert [s.short_name for s in load(text).services] == ["zot"]
+
+
+def test_a_link_to_no_service_of_the_file_is_refused() -> None:
+    """compose-go implies a required depends_on for every link, so a link to no service is "depends on
+    undefined service"; before, it loaded without a word (a container outside the stack is
+    ``external_links``, ignored with a warning)."""
+    message = refusal(
+        "services:\n  web:\n    image: x\n    links: [db, 'cache:c']\n  cache: {image: redis}\n"
+    )
+    assert message.splitlines() == [
+        "services.web.links[0]: service 'db' is not defined (a container outside the stack: external_links)"
+    ]
