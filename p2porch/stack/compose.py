@@ -19,7 +19,7 @@ from ..model import parse_port
 from ..model.payload_template import check_driver
 from . import keys
 from .groups import alias_member, fold_groups, plan_joins
-from .implied import implied_dependencies
+from .implied import implied_dependencies, refused_references
 from .links import link_aliases
 from .names import check_stack_name
 from .networks import StackNetwork, exposed_on_host, host_networking, top_networks
@@ -188,7 +188,12 @@ def _implied_dependencies(services: list[StackService], confs: Mapping[str, Any]
 def _volumes_from(services: list[StackService], confs: Mapping[str, Any], ctx: StackContext) -> None:
     """Each service's ``volumes_from`` mounts (``volumes_from.py``)."""
     apply_volumes_from(
-        {s.short_name: s.spec for s in services}, confs, ctx.skipped, ctx.note, ctx.problems.add
+        {s.short_name: s.spec for s in services},
+        confs,
+        ctx.skipped,
+        ctx.note,
+        ctx.problems.add,
+        inactive=ctx.inactive,
     )
 
 
@@ -391,6 +396,7 @@ def load_stack(
         problems,
     )
     ctx.refused_networks = declared_networks.refused
+    ctx.inactive = set(skipped)
     ctx.object_names.update({f"{o.kind}s:{o.key}": o.name for o in objects})
     services: list[StackService] = []
     names: dict[str, str] = {}
@@ -409,6 +415,10 @@ def load_stack(
     declared_networks.report_used(ctx.used_networks, problems)
     _volumes_from(services, services_conf, ctx)
     services = _implied_dependencies(services, services_conf)
+    defined = set(services_conf) | ctx.skipped
+    for short, conf in services_conf.items():
+        for key, why in refused_references(conf, ctx.inactive, defined) if isinstance(conf, Mapping) else ():
+            problems.error(f"services.{short}.{key}", why)
     services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems, _exposed(services_conf, networks))

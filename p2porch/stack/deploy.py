@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
+from ..model.units import parse_cpu_nanos, parse_memory_bytes
 from . import keys
 from .values import boolean, duration, durations, err, key_values, list_, mapping, scalar_text, string
 
@@ -205,6 +206,37 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         spec["endpoint_mode"] = mode
     if conf.get("labels") is not None:
         spec["service_labels"] = key_values(conf["labels"], f"{path}.labels")
+
+
+#: a service-level key and the ``deploy`` key it duplicates, with how both are read
+_DUPLICATES: tuple[tuple[str, tuple[str, ...], Callable[[Any], object]], ...] = (
+    ("scale", ("replicas",), lambda v: int(str(v))),
+    ("cpus", ("resources", "limits", "cpus"), parse_cpu_nanos),
+    ("mem_limit", ("resources", "limits", "memory"), parse_memory_bytes),
+    ("mem_reservation", ("resources", "reservations", "memory"), parse_memory_bytes),
+    ("pids_limit", ("resources", "limits", "pids"), lambda v: int(str(v))),
+)
+
+
+def distinct_duplicates(conf: Mapping[str, Any], path: str) -> None:
+    """Refuse a service-level key and the ``deploy`` key it duplicates set to different values, as
+    compose-go does ("can't set distinct values on 'scale' and 'deploy.replicas'"); equal ones pass."""
+    for key, deploy_path, read in _DUPLICATES:
+        other: Any = conf.get("deploy")
+        for part in deploy_path:
+            other = other.get(part) if isinstance(other, Mapping) else None
+        if conf.get(key) is None or other is None:
+            continue
+        try:
+            same = read(conf[key]) == read(other)
+        except (ConfigError, ValueError, TypeError):
+            continue  # a bad value: refused where it is read
+        if not same:
+            where = "deploy." + ".".join(deploy_path)
+            raise err(
+                f"{path}.{key}",
+                f"can't set distinct values on {key!r} and {where!r} ({conf[key]} and {other})",
+            )
 
 
 def restart(value: Any, path: str) -> dict[str, Any]:

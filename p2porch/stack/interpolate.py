@@ -19,7 +19,10 @@ from .yamlsafe import Override
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'", "$": "$"}
+#: a double-quoted dotenv value's escapes, as compose-go's dotenv reads them (Go's rune escapes and
+#: ``\0NNN`` octal; ``\$`` is a literal ``$``, kept from interpolation); any other ``\X`` stays as written
+_ESCAPE_RE = re.compile(r"\\(?:[abfnrtv$\"\\]|0[0-7]{3})")
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "$": "$$"}
 
 #: called with a variable name that is not set and has no default
 Unset = Callable[[str], None]
@@ -162,18 +165,21 @@ def interpolate_collect(
 # ---------------------------------------------------------------------------------------- dotenv
 
 
-def _double_quoted(raw: str, lines: list[str], index: int, where: Callable[[int], str]) -> tuple[str, int]:
-    """The body of a double-quoted value starting after its quote (may span lines) and the last line."""
+def _quoted(
+    raw: str, lines: list[str], index: int, where: Callable[[int], str], quote: str
+) -> tuple[str, int]:
+    """The body of a value quoted with ``quote`` (after its opening quote; it may span lines) and its last
+    line, as compose-go's dotenv reads it: a backslash before the quote drops, before anything else stays."""
     out: list[str] = []
     text, i = raw, 0
     while True:
         while i < len(text):
             char = text[i]
             if char == "\\" and i + 1 < len(text):
-                out.append(_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
+                out.append(quote if text[i + 1] == quote else text[i : i + 2])
                 i += 2
                 continue
-            if char == '"':
+            if char == quote:
                 rest = text[i + 1 :].strip()
                 if rest and not rest.startswith("#"):
                     raise ConfigError(f"{where(index)}: unexpected {rest!r} after the closing quote")
@@ -182,33 +188,28 @@ def _double_quoted(raw: str, lines: list[str], index: int, where: Callable[[int]
             i += 1
         index += 1
         if index >= len(lines):
-            raise ConfigError(f"{where(index - 1)}: a double-quoted value is not closed")
+            kind = "double" if quote == '"' else "single"
+            raise ConfigError(f"{where(index - 1)}: a {kind}-quoted value is not closed")
         out.append("\n")
         text, i = lines[index], 0
 
 
-def _single_quoted(raw: str, lines: list[str], index: int, where: Callable[[int], str]) -> tuple[str, int]:
-    out: list[str] = []
-    text = raw
-    while True:
-        end = text.find("'")
-        while end > 0 and text[end - 1] == "\\":
-            text = text[: end - 1] + text[end:]
-            end = text.find("'", end)
-        if end >= 0:
-            out.append(text[:end])
-            rest = text[end + 1 :].strip()
-            if rest and not rest.startswith("#"):
-                raise ConfigError(f"{where(index)}: unexpected {rest!r} after the closing quote")
-            return "".join(out), index
-        out.append(text + "\n")
-        index += 1
-        if index >= len(lines):
-            raise ConfigError(f"{where(index - 1)}: a single-quoted value is not closed")
-        text = lines[index]
+def _escapes(body: str) -> str:
+    """A double-quoted body with its escapes read (``_ESCAPE_RE``), before interpolation."""
+
+    def one(match: re.Match[str]) -> str:
+        seq = match.group(0)[1:]
+        if seq.startswith("0"):  # Go's \NNN: at most 255
+            code = int(seq[1:], 8)
+            return chr(code) if code <= 0xFF else match.group(0)
+        return _ESCAPES.get(seq, seq)
+
+    return _ESCAPE_RE.sub(one, body)
 
 
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+#: a dotenv key as compose-go's dotenv takes it: letters, digits (a leading one too), ``_``, ``.``, ``-``,
+#: ``[`` and ``]``
+_KEY_RE = re.compile(r"^[\w.\[\]-]+$")
 
 
 def parse_dotenv(
@@ -217,8 +218,9 @@ def parse_dotenv(
     """``KEY=VALUE`` (or ``KEY: VALUE``) lines as Compose reads them -> dict.
 
     ``#`` comment lines and blank lines are skipped, ``export`` is allowed, single quotes are literal,
-    double quotes take ``\\n``-style escapes and may span lines, an unquoted value ends at `` #``.
-    Unquoted and double-quoted values are interpolated from earlier keys of the file, then ``environ``.
+    double quotes take Go's escapes (``_ESCAPE_RE``), quoted values may span lines, an unquoted value ends
+    at `` #``. Unquoted and double-quoted values are interpolated from ``environ``, then the file's earlier
+    keys, as compose-go's dotenv looks them up.
     A bare ``KEY`` takes its value from ``environ`` (skipped when unset). ``raw`` (``env_file`` with
     ``format: raw``) takes each value as written after ``=``: quotes, `` #`` and ``$`` included, nothing
     interpolated. Errors name the file and line (``ConfigError`` without a field: the caller adds it).
@@ -254,17 +256,19 @@ def parse_dotenv(
             out[key] = value
             continue
         value = value.lstrip()
-        lookup = {**environ, **out}
+        # the environment first, then the file's earlier keys (compose-go's dotenv ExpandVariables)
+        lookup = {**out, **environ}
         if value.startswith("'"):
-            literal, last = _single_quoted(value[1:], lines, start, where)
+            literal, last = _quoted(value[1:], lines, start, where, "'")
             index = last + 1
             out[key] = literal
             continue
         if value.startswith('"'):
-            body, last = _double_quoted(value[1:], lines, start, where)
+            body, last = _quoted(value[1:], lines, start, where, '"')
+            body = _escapes(body)
             index = last + 1
-        else:
-            body = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
+        else:  # a comment starts at " #" (compose-go: a space, not a tab)
+            body = value.split(" #", 1)[0].rstrip()
         try:
             body = substitute(body, lookup, where(start))
         except ConfigError as exc:

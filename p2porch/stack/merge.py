@@ -4,12 +4,15 @@ Owns the rules of the Compose specification's "Merge and override" chapter: mapp
 sequences append, ``command``/``entrypoint``/``healthcheck.test`` are replaced, ``ports``, ``volumes``,
 ``secrets`` and ``configs`` merge by their unique key (target; ports by ip/target/published/protocol),
 ``environment``/``labels``/... merge by variable whatever their syntax, ``!reset`` removes and
-``!override`` replaces. Values are never mutated: merging builds new containers.
+``!override`` replaces; and compose-go's rules for what the chapter leaves open: a null keeps the earlier
+value, ``logging`` of another driver and each ``ulimits`` entry replace, ``tmpfs``/``dns``/``extra_hosts``
+written as one string (or a mapping) append as sequences. Values are never mutated: merging builds new
+containers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .yamlsafe import RESET, Override, Reset
@@ -18,8 +21,13 @@ from .yamlsafe import RESET, Override, Reset
 _KEYED_LISTS = ("environment", "labels", "sysctls", "annotations")
 #: keys whose value replaces the earlier one instead of appending
 _REPLACED = ("command", "entrypoint", "test")
+#: keys a null is refused for, in an override file as in a single one
+_NULL_REFUSED = ("environment", "env_file")
 #: sequences merged by a unique key
 _UNIQUE = ("ports", "volumes", "secrets", "configs")
+#: keys taking one string or a list, merged as lists (compose-go's ``mergeToSequence``: ``tmpfs: /tmp``
+#: then ``tmpfs: /run`` mounts both); ``extra_hosts`` also in its mapping form, as ``HOST=IP`` entries
+_SEQUENCES = ("tmpfs", "dns", "dns_search", "dns_opt", "extra_hosts")
 
 
 def key_value_map(value: Any, separator: str = "=", bare: str | None = None) -> Any:
@@ -110,12 +118,31 @@ def _merge_unique(name: str, base: list[Any], override: list[Any]) -> list[Any]:
     return list(merged.values())
 
 
+def _as_sequence(value: Any) -> Any:
+    """One string as a list of it, an ``extra_hosts`` mapping as ``HOST=IP`` entries; else as is."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [
+            f"{host}={address}"
+            for host, addresses in value.items()
+            for address in (addresses if isinstance(addresses, list) else [addresses])
+        ]
+    return value
+
+
 def merge_values(base: Any, override: Any, key: str = "") -> Any:
-    """``override`` merged onto ``base`` under the rules above (``key`` is the last path segment)."""
+    """``override`` merged onto ``base`` under the rules above (``key`` is the last path segment).
+
+    A null list or mapping (``ports:`` with nothing, or only comments) keeps the earlier one, as compose-go
+    merges it, except where a null is refused (``environment``, ``env_file``: refused naming the key, as
+    Compose's schema refuses the file); a null scalar or ``command`` still replaces the earlier value."""
     if isinstance(override, Override):
         return override.value
     if isinstance(override, Reset):
         return RESET
+    if override is None and isinstance(base, list | Mapping) and key not in (*_REPLACED, *_NULL_REFUSED):
+        return base
     if isinstance(base, Mapping) and isinstance(override, Mapping):
         out = dict(base)
         for k, v in override.items():
@@ -134,6 +161,56 @@ def merge_values(base: Any, override: Any, key: str = "") -> Any:
     return override
 
 
+def _merge_logging(base: Any, override: Any) -> Any:
+    """``logging`` naming another driver replaces the earlier one, options included (they are the other
+    driver's); with the same driver, or one side without, they merge (compose-go's ``mergeLogging``)."""
+    both = isinstance(base, Mapping) and isinstance(override, Mapping)
+    if both and "driver" in base and "driver" in override and base["driver"] != override["driver"]:
+        return override
+    return merge_values(base, override, "logging")
+
+
+def _merge_ulimits(base: Any, override: Any) -> Any:
+    """Each ``ulimits`` entry is replaced whole (compose-go's ``mergeUlimit``)."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        return {**base, **override}
+    return override
+
+
+def _merge_sequence(key: str) -> Callable[[Any, Any], Any]:
+    def merge(base: Any, override: Any) -> Any:
+        if isinstance(base, Mapping) and isinstance(override, Mapping):
+            return merge_values(base, override, key)  # extra_hosts mappings: by host name
+        return merge_values(_as_sequence(base), _as_sequence(override), key)
+
+    return merge
+
+
+#: a service's keys with a merge rule of their own (compose-go's ``mergeSpecials``)
+_SERVICE_RULES: dict[str, Callable[[Any, Any], Any]] = {
+    "logging": _merge_logging,
+    "ulimits": _merge_ulimits,
+    **{key: _merge_sequence(key) for key in _SEQUENCES},
+}
+
+
+def merge_service(base: Any, override: Any) -> Any:
+    """One service's definition (normalised) merged onto an earlier one: another file's, or the service
+    it ``extends``."""
+    if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
+        return merge_values(base, override)
+    out = dict(base)
+    for k, v in override.items():
+        rule = _SERVICE_RULES.get(k)
+        if k not in out:
+            out[k] = v
+        elif rule is not None and v is not None and not isinstance(v, Override | Reset):
+            out[k] = rule(out[k], v)
+        else:
+            out[k] = merge_values(out[k], v, str(k))
+    return out
+
+
 def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Two whole Compose documents (services normalised first so list syntaxes merge by key)."""
     out = dict(base)
@@ -145,7 +222,7 @@ def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> dic
             for name, conf in value.items():
                 conf = normalize_service(conf)
                 services[name] = (
-                    merge_values(normalize_service(services[name]), conf, name) if name in services else conf
+                    merge_service(normalize_service(services[name]), conf) if name in services else conf
                 )
             out[key] = services
         elif key in out:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from .casts import cast_types
 from .interpolate import interpolate_collect, parse_dotenv
-from .merge import merge_documents, merge_values, normalize_service, strip_markers
+from .merge import merge_documents, merge_service, normalize_service, strip_markers
 from .ports_volumes import windows_path
 from .problems import Problems
 from .yamlsafe import Override, parse_yaml_documents
@@ -153,9 +153,12 @@ class _Resolver:
         _top_file_paths(result, file.base_dir, self.environ)
         return dict(result)
 
-    def _other(self, path: str, where: str) -> dict[str, Any] | None:
-        if path not in self.docs:
-            self.docs[path] = None
+    def _other(self, path: str, where: str, base_dir: str | None = None) -> dict[str, Any] | None:
+        """The file at ``path``, its relative paths resolved against ``base_dir`` (default: its own
+        directory; an ``include`` entry's ``project_directory``)."""
+        key = path if base_dir is None else f"{path}\0{base_dir}"
+        if key not in self.docs:
+            self.docs[key] = None
             if self.read_file is None:
                 self.problems.error(where, f"cannot read {path!r}: no files were given with the Compose file")
                 return None
@@ -168,8 +171,8 @@ class _Resolver:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not found"
                 self.problems.error(where, f"cannot read {path!r}: {reason}")
                 return None
-            self.docs[path] = self.load(ComposeFile(path, text, posixpath.dirname(path)))
-        return self.docs[path]
+            self.docs[key] = self.load(ComposeFile(path, text, base_dir or posixpath.dirname(path)))
+        return self.docs[key]
 
     def extends(self, doc: dict[str, Any], file_key: str) -> None:
         """Resolve every ``extends`` of ``doc``'s services in place (``doc`` is this resolver's copy)."""
@@ -216,7 +219,7 @@ class _Resolver:
         if not isinstance(base, Mapping):
             return own
         base = {k: v for k, v in base.items() if k != "extends"}
-        return merge_values(normalize_service(base), normalize_service(own), name)
+        return merge_service(normalize_service(base), normalize_service(own))
 
 
 def _active(conf: Any, profiles: Sequence[str]) -> bool:
@@ -233,10 +236,13 @@ def _active(conf: Any, profiles: Sequence[str]) -> bool:
     return "*" in active or any(p in active for p in wanted)
 
 
-def _include_resolver(resolver: _Resolver, entry: Any, path: str, file_key: str, where: str) -> _Resolver:
-    """The resolver of one included file: its variables are the including project's, then those of the
-    entry's ``env_file`` (default: the ``.env`` of its ``project_directory``, itself defaulting to the
-    included file's directory) for the variables the project does not set, as compose-go does."""
+def _include_resolver(
+    resolver: _Resolver, entry: Any, path: str, file_key: str, where: str
+) -> tuple[_Resolver, str | None]:
+    """The resolver of one included file and its ``project_directory`` when the entry gives one (the
+    directory its relative paths resolve against; default: the included file's own). Its variables are
+    the including project's, then those of the entry's ``env_file`` (default: the ``.env`` of its project
+    directory) for the variables the project does not set, as compose-go does."""
     conf = entry if isinstance(entry, Mapping) else {}
     here = posixpath.dirname(file_key)
     project = conf.get("project_directory")
@@ -261,9 +267,10 @@ def _include_resolver(resolver: _Resolver, entry: Any, path: str, file_key: str,
         except (OSError, KeyError):
             if required:
                 resolver.problems.error(f"{where}.env_file", f"cannot read {env_path!r}")
+    given_dir = project_dir if isinstance(project, str) else None
     if not extra:
-        return resolver
-    return _Resolver({**extra, **resolver.environ}, resolver.read_file, resolver.problems)
+        return resolver, given_dir
+    return _Resolver({**extra, **resolver.environ}, resolver.read_file, resolver.problems), given_dir
 
 
 def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[str, Any]:
@@ -285,8 +292,8 @@ def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[st
                 resolver.problems.error(where, "expected a file path")
                 continue
             path = _abs_path(path, posixpath.dirname(file_key), resolver.environ)
-            child = _include_resolver(resolver, entry, path, file_key, where)
-            other = child._other(path, where)
+            child, project_dir = _include_resolver(resolver, entry, path, file_key, where)
+            other = child._other(path, where, project_dir)
             if other is not None:
                 other = dict(other)
                 child.extends(other, path)

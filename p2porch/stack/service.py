@@ -23,6 +23,7 @@ from . import keys
 from .engine_keys import devices_pids_pull, namespaces
 from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
+from .implied import INACTIVE
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
 from .networks import (
@@ -143,10 +144,11 @@ class StackContext:
     secrets: set[str]
     configs: set[str]
     services: set[str]  # every service of the model (after profiles)
-    skipped: set[str]  # services dropped by inactive profiles
+    skipped: set[str]  # services not deployed: dropped by inactive profiles, provider services
     environ: Mapping[str, str]
     read_file: ReadFile | None
     problems: Problems
+    inactive: set[str] = field(default_factory=set)  # services dropped by inactive profiles
     env_files_read: list[str] = field(default_factory=list)
     #: "secrets"|"configs" -> the top-level keys services use
     uses_secrets: dict[str, list[str]] = field(default_factory=dict)
@@ -290,6 +292,8 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
         if name == short:
             raise err(where, "a service cannot depend on itself")
         if name not in ctx.services:
+            if name in ctx.inactive and required:  # as Compose's "depends on undefined service"
+                raise err(where, f"service {name!r} {INACTIVE}, or set required: false")
             if name in ctx.skipped or not required:
                 ctx.problems.warn(
                     f"{path}: {name!r} is not deployed (profile not active, a provider service, or not "
@@ -482,6 +486,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if "restart" in conf and "restart" not in spec:
             spec["restart"] = deploy_keys.restart(conf["restart"], f"{path}.restart")
+    with problems.check():
+        deploy_keys.distinct_duplicates(conf, path)
     came_from: dict[str, str] = {}  # spec field -> the service-level key it came from (named in errors)
     for key, target in (
         ("cpus", "limit_cpu"),

@@ -110,6 +110,9 @@ def stack_source(
     except ConfigError as exc:
         raise ConfigError(exc.message, field="--env-file") from None
     merged = {**dotenv, **environ}  # the process environment wins over .env, as in Compose
-    active = [p for p in profiles if p]
-    active += [p.strip() for p in merged.get("COMPOSE_PROFILES", "").split(",") if p.strip()]
+    # --profile, or else COMPOSE_PROFILES (docker compose's WithDefaultProfiles: the variable is only the
+    # default, never added to the profiles the command line names)
+    active = [p for p in profiles if p] or [
+        p.strip() for p in merged.get("COMPOSE_PROFILES", "").split(",") if p.strip()
+    ]
     return StackSource(tuple(files), merged, tuple(dict.fromkeys(active)))

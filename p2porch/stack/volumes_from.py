@@ -13,10 +13,11 @@ but the specs it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from .implied import INACTIVE
 from .values import err, list_, string
 
 #: ``note(key, short, text)``: one warning line per text, naming the services it concerns
@@ -54,10 +55,13 @@ def apply_volumes_from(
     skipped: set[str],
     note: Note,
     error: Callable[[ConfigError], None],
+    *,
+    inactive: Collection[str] = (),
 ) -> None:
     """Add to ``specs[short]["mounts"]`` what each service's ``volumes_from`` names. ``specs`` are the
-    mapped services by short name, ``confs`` their Compose mappings, ``skipped`` the services inactive
-    profiles dropped."""
+    mapped services by short name, ``confs`` their Compose mappings, ``skipped`` the services not
+    deployed (provider services, inactive profiles: ignored with a warning), ``inactive`` those inactive
+    profiles dropped (refused, as Compose refuses the dependency it implies on them)."""
     done: dict[str, list[dict[str, Any]]] = {}
 
     def resolve(short: str, chain: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -82,8 +86,10 @@ def apply_volumes_from(
                 note(KEY, short, f"container:{name}: a container outside the stack is not mounted from")
                 continue
             if name not in specs:  # skipped by a profile, undefined, or mapped with errors (reported)
-                if name in skipped:
-                    note(KEY, short, f"{name} is not deployed (profile not active): not mounted from")
+                if name in inactive:
+                    error(err(where, f"service {name!r} {INACTIVE}"))
+                elif name in skipped:
+                    note(KEY, short, f"{name} is not deployed (a provider service): not mounted from")
                 elif name not in confs:
                     error(err(where, f"service {name!r} is not defined"))
                 continue

@@ -195,13 +195,14 @@ def test_a_platform_os_constraint_every_node_meets_is_dropped_silently(constrain
     assert not [w for w in definition.warnings if "platform" in w]
 
 
-def test_volumes_from_a_service_of_an_inactive_profile_is_warned() -> None:
-    definition = _load("""
+def test_volumes_from_a_service_of_an_inactive_profile_is_refused() -> None:
+    """Compose implies a required dependency on it, and refuses the file ("depends on undefined
+    service"); before session 52 it was ignored with a warning (test_compose_spec_rows.py)."""
+    text = """
         services:
           app: {image: app, volumes_from: [tools]}
           tools: {image: tools, profiles: [debug], volumes: ["/srv/tools:/tools"]}
-    """)
-    assert _mounts(definition, "app") == {}
-    assert "volumes_from (service app): tools is not deployed (profile not active): not mounted from" in (
-        definition.warnings
-    )
+    """
+    with pytest.raises(ConfigError) as info:
+        _load(text)
+    assert "services.app.volumes_from[0]: service 'tools' is in no active profile" in info.value.message

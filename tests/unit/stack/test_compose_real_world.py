@@ -71,7 +71,7 @@ def test_healthcheck_retries_zero_is_the_engine_default():
         "image: app\n    mem_limit: 2g\n    memswap_limit: 2g\n    shm_size: '2gb'\n    pull_policy: always",
         "image: app\n    platform: linux/amd64\n    tty: true\n    stdin_open: true\n"
         "    oom_kill_disable: true",
-        "image: app\n    dns: [1.1.1.1]\n    links: ['db:database']\n    container_name: app_1",
+        "image: app\n    dns: [1.1.1.1]\n    external_links: ['db:database']\n    container_name: app_1",
         "image: app\n    read_only: true\n    tmpfs: ['/run:size=16M,mode=1750,exec', '/tmp']",
         "image: app\n    sysctls: [net.core.somaxconn=4096]\n    ulimits:\n      nproc: 65535\n"
         "      nofile: {soft: 20000, hard: 40000}",

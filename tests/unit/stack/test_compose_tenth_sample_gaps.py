@@ -27,7 +27,7 @@ services:
   later: {image: busybox, profiles: [later]}
   setup:
     image: mongo
-    links: [mongo1, "mongo2:second", later]
+    links: [mongo1, "mongo2:second"]
     volumes_from: ["data:ro", "container:outside"]
     depends_on:
       mongo2: {condition: service_healthy}
@@ -48,7 +48,8 @@ def test_stack_config_prints_the_depends_on_entries_links_and_volumes_from_imply
     """compose-go's normalisation: a link adds ``{condition: service_started, restart: true, required:
     true}``, a ``volumes_from`` service the same without ``restart`` (false is not printed), a
     ``service:`` network mode as a link; an entry the file gives is kept (and printed in the long form,
-    ``required: true`` by default); ``container:`` and a service an inactive profile dropped add none."""
+    ``required: true`` by default); ``container:`` adds none (a link to a service an inactive profile
+    dropped is refused: test_compose_spec_rows.py)."""
     services = _printed(tmp_path, capsys, IMPLIED)["services"]
     started = {"condition": "service_started", "required": True}
     assert services["setup"]["depends_on"] == {
