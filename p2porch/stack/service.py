@@ -203,7 +203,8 @@ class Dependency:
 
 def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str, str | None]:
     """``environment`` (mapping after merge normalisation, or list); a key without value comes from the
-    CLI's environment, None when unset there (the task gets no such variable, as in Compose)."""
+    CLI's environment, None when unset there (the task gets no such variable, as in Compose). A mapping
+    key holding ``=`` is split there, as the engine splits the ``A=b`` Compose sends it."""
     out: dict[str, str | None] = {}
     if value is None:  # `environment:` over comments only (Compose: "must be a mapping")
         raise err(path, "expected a mapping or a list, got nothing (a key holding only comments is null)")
@@ -215,7 +216,10 @@ def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str,
             items.append((key, val if sep else None))
     for key, item in items:
         where = f"{path}.{key}"
-        if not key or "=" in key or any(c.isspace() for c in key):
+        if "=" in key:  # a mapping's `A=b:` reaches the engine as "A=b" (compose-go and Swarm send the key)
+            key, _, head = key.partition("=")
+            item = head if item is None else f"{head}={scalar_text(item, where)}"
+        if not key or any(c.isspace() for c in key):
             raise err(where, f"invalid variable name {key!r}")
         out[key] = environ.get(key) if item is None else scalar_text(item, where)
     return out

@@ -39,7 +39,7 @@ OTHER_TOOLS = {
     "iptables": ("--dst-type",),
     "kube-apiserver": ("--request-timeout",),
     "chromium": ("--headless", "--ignore-certificate-errors-spki-list"),
-    "a Compose sample's command": ("--tls",),
+    "a Compose sample's command": ("--tls", "--raft"),
     "py-spy": ("--subprocesses",),
     "duplicates": ("--min-lines",),
 }
