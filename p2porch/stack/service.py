@@ -22,9 +22,9 @@ from . import deploy as deploy_keys
 from . import keys
 from .engine_keys import devices_pids_pull, namespaces
 from .env_templates import service_env
+from .environment import env_files, environment, label_files
 from .groups import ignored_network_mode, network_mode
 from .implied import INACTIVE
-from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
 from .networks import (
     DEFAULT_KEY,
@@ -201,72 +201,6 @@ class Dependency:
     required: bool = True
 
 
-def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str, str | None]:
-    """``environment`` (mapping after merge normalisation, or list); a key without value comes from the
-    CLI's environment, None when unset there (the task gets no such variable, as in Compose). A mapping
-    key holding ``=`` is split there, as the engine splits the ``A=b`` Compose sends it."""
-    out: dict[str, str | None] = {}
-    if value is None:  # `environment:` over comments only (Compose: "must be a mapping")
-        raise err(path, "expected a mapping or a list, got nothing (a key holding only comments is null)")
-    items = list(any_mapping(value, path).items()) if isinstance(value, Mapping) else None
-    if items is None:
-        items = []
-        for i, item in enumerate(list_(value, path)):
-            key, sep, val = string(item, f"{path}[{i}]").partition("=")
-            items.append((key, val if sep else None))
-    for key, item in items:
-        where = f"{path}.{key}"
-        if "=" in key:  # a mapping's `A=b:` reaches the engine as "A=b" (compose-go and Swarm send the key)
-            key, _, head = key.partition("=")
-            item = head if item is None else f"{head}={scalar_text(item, where)}"
-        if not key or any(c.isspace() for c in key):
-            raise err(where, f"invalid variable name {key!r}")
-        out[key] = environ.get(key) if item is None else scalar_text(item, where)
-    return out
-
-
-def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
-    entries = [value] if isinstance(value, str) else list_(value, path)
-    out: dict[str, str] = {}
-    for i, entry in enumerate(entries):
-        where = path if isinstance(value, str) else f"{path}[{i}]"
-        required, raw = True, False
-        if isinstance(entry, Mapping):
-            entry = mapping(entry, where, keys.ENV_FILE_KEYS)
-            if "path" not in entry:
-                raise err(f"{where}.path", "is required")
-            required = boolean(entry.get("required", True), f"{where}.required")
-            raw = entry.get("format") == "raw"
-            entry = entry["path"]
-        filename = string(entry, where)
-        if ctx.read_file is None:
-            raise err(where, f"cannot read {filename!r}: no files were given with the Compose file")
-        try:
-            text = ctx.read_file(filename)
-        except ConfigError as exc:
-            raise err(where, exc.message) from None
-        except (OSError, KeyError) as exc:
-            if not required:
-                continue
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not found"
-            raise err(where, f"cannot read {filename!r}: {reason}") from None
-        if filename not in ctx.env_files_read:
-            ctx.env_files_read.append(filename)
-        try:
-            out.update(parse_dotenv(text, filename, ctx.environ, raw=raw))
-        except ConfigError as exc:
-            raise err(where, exc.message) from None
-    return out
-
-
-def _label_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
-    """``label_file``: one file or a list, read like an ``env_file`` (later files win)."""
-    entries = [value] if isinstance(value, str) else list_(value, path)
-    for i, entry in enumerate(entries):
-        string(entry, f"{path}[{i}]")
-    return _env_files(value, path, ctx)
-
-
 def _labels(value: Any, path: str) -> dict[str, str]:
     labels = key_values(value, path)
     for key in labels:
@@ -415,18 +349,16 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     env: dict[str, str | None] = {}
     with problems.check():
         if "env_file" in conf:
-            env.update(_env_files(conf["env_file"], f"{path}.env_file", ctx))
+            env.update(env_files(conf["env_file"], f"{path}.env_file", ctx))
     with problems.check():
         if "environment" in conf:  # wins over the files; an unset `- KEY` unsets a file's KEY (compose-go)
-            env.update(_environment(conf["environment"], f"{path}.environment", ctx.environ))
+            env.update(environment(conf["environment"], f"{path}.environment", ctx.environ))
     ctx.environments[short] = env
     spec["env"] = service_env(env, path, problems)
     labels: dict[str, str] = {}
     with problems.check():
         if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose
-            labels = _labels(
-                _label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file"
-            )
+            labels = _labels(label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file")
     with problems.check():
         if conf.get("labels") is not None:
             labels.update(_labels(conf["labels"], f"{path}.labels"))
