@@ -45,8 +45,8 @@ def devices_pids_pull(
     conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
 ) -> None:
     """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored), ``pids_limit``, or
-    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent or 0, and ``pull_policy`` into the container
-    options."""
+    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent or 0, and ``pull_policy`` into the
+    container options."""
     if conf.get("devices") is not None:
         devices = _devices(conf["devices"], f"{path}.devices")
         cdi = [d for d in devices if not d.startswith("/")]

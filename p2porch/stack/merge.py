@@ -207,8 +207,8 @@ _SERVICE_RULES: dict[str, Callable[[Any, Any], Any]] = {
 def merge_service(base: Any, override: Any) -> Any:
     """One service's definition (normalised) merged onto an earlier one: another file's, or the service
     it ``extends``. A null ``command`` or ``entrypoint`` replaces the earlier value, and a null
-    ``environment``, ``env_file`` or ``healthcheck.test`` is kept to be refused naming the key, as Compose's schema refuses
-    the file; merge_values keeps the earlier value for any other null."""
+    ``environment``, ``env_file`` or ``healthcheck.test`` is kept to be refused naming the key, as
+    Compose's schema refuses the file; merge_values keeps the earlier value for any other null."""
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
         return merge_values(base, override)
     out = dict(base)

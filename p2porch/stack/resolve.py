@@ -278,7 +278,8 @@ def _include(
 ) -> dict[str, Any]:
     """``include:`` entries (paths or ``{path: ...}``) loaded and merged under ``doc``. ``file_key``'s
     directory is where the entries' relative paths resolve (an including entry's ``project_directory``,
-    as Compose's loader works there); ``chain`` holds the files being included (normalised), a cycle is refused."""
+    as Compose's loader works there); ``chain`` holds the files being included (normalised): a cycle
+    is refused."""
     entries = doc.pop("include", None)
     if entries is None:
         return doc
@@ -305,7 +306,9 @@ def _include(
                 other = dict(other)
                 child.extends(other, path)
                 inner_key = posixpath.join(project_dir, posixpath.basename(path)) if project_dir else path
-                merged = merge_documents(merged, _include(child, other, inner_key, (*chain, posixpath.normpath(path))))
+                merged = merge_documents(
+                    merged, _include(child, other, inner_key, (*chain, posixpath.normpath(path)))
+                )
     return merge_documents(merged, doc) if merged else doc
 
 

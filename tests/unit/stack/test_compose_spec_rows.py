@@ -57,7 +57,7 @@ def test_a_quote_right_after_a_backslash_never_closes_a_dotenv_value(line: str) 
 def test_text_after_a_closing_quote_is_the_next_dotenv_statement() -> None:
     """compose-go reads on after the closing quote: ``B=2`` is a statement, ``C`` a bare key; before,
     the line was refused ("unexpected ... after the closing quote")."""
-    text = "A=\"x\" B=2\nD='y' C\nE=\"z\" # c\n"
+    text = 'A="x" B=2\nD=\'y\' C\nE="z" # c\n'
     assert parse_dotenv(text, "x.env", {"C": "c"}) == {"A": "x", "B": "2", "D": "y", "C": "c", "E": "z"}
 
 
@@ -537,7 +537,10 @@ def test_a_nested_include_resolves_from_the_including_entry_s_project_directory(
 @pytest.mark.parametrize(
     ("top", "included"),
     [
-        ("[{path: b/compose.yaml, project_directory: b}]", "[{path: ../compose2.yaml, project_directory: .}]"),
+        (
+            "[{path: b/compose.yaml, project_directory: b}]",
+            "[{path: ../compose2.yaml, project_directory: .}]",
+        ),
         ("[b/compose.yaml]", "[../compose2.yaml]"),
     ],
     ids=["project_directory", "plain"],
