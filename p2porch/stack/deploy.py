@@ -220,7 +220,8 @@ _DUPLICATES: tuple[tuple[str, tuple[str, ...], Callable[[Any], object]], ...] = 
 
 def distinct_duplicates(conf: Mapping[str, Any], path: str) -> None:
     """Refuse a service-level key and the ``deploy`` key it duplicates set to different values, as
-    compose-go does ("can't set distinct values on 'scale' and 'deploy.replicas'"); equal ones pass."""
+    compose-go does ("can't set distinct values on 'scale' and 'deploy.replicas'"); equal ones pass.
+    As there, only ``scale`` is compared when 0: a 0 ``cpus``/``mem_limit``/... reads as not set."""
     for key, deploy_path, read in _DUPLICATES:
         other: Any = conf.get("deploy")
         for part in deploy_path:
@@ -228,7 +229,8 @@ def distinct_duplicates(conf: Mapping[str, Any], path: str) -> None:
         if conf.get(key) is None or other is None:
             continue
         try:
-            same = read(conf[key]) == read(other)
+            own = read(conf[key])
+            same = own == read(other) or (own == 0 and key != "scale")
         except (ConfigError, ValueError, TypeError):
             continue  # a bad value: refused where it is read
         if not same:

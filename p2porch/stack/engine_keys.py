@@ -45,8 +45,8 @@ def devices_pids_pull(
     conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
 ) -> None:
     """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored), ``pids_limit``, or
-    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, and ``pull_policy`` into the container
-    options."""
+    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent or 0, and ``pull_policy`` into the
+    container options."""
     if conf.get("devices") is not None:
         devices = _devices(conf["devices"], f"{path}.devices")
         cdi = [d for d in devices if not d.startswith("/")]
@@ -55,7 +55,7 @@ def devices_pids_pull(
         if len(cdi) < len(devices):
             container["devices"] = [d for d in devices if d.startswith("/")]
     limits = deploy_keys.resource_limits(conf.get("deploy"))
-    if "pids_limit" not in container and limits.get("pids") is not None:
+    if not container.get("pids_limit") and limits.get("pids") is not None:  # pids_limit: 0 is not set
         container["pids_limit"] = limits["pids"]
     if conf.get("pull_policy") is not None:
         policy = pull_policy(conf["pull_policy"], f"{path}.pull_policy", ignored)

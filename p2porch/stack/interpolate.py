@@ -167,31 +167,25 @@ def interpolate_collect(
 
 def _quoted(
     raw: str, lines: list[str], index: int, where: Callable[[int], str], quote: str
-) -> tuple[str, int]:
-    """The body of a value quoted with ``quote`` (after its opening quote; it may span lines) and its last
-    line, as compose-go's dotenv reads it: a backslash before the quote drops, before anything else stays."""
+) -> tuple[str, int, str]:
+    """The body of a value quoted with ``quote`` (after its opening quote; it may span lines) as written,
+    its last line and the text after its closing quote, as compose-go's dotenv reads it
+    (``dotenv/parser.go``): the value ends at the first ``quote`` not right after a backslash."""
     out: list[str] = []
-    text, i = raw, 0
+    text, previous = raw, quote
     while True:
-        while i < len(text):
-            char = text[i]
-            if char == "\\" and i + 1 < len(text):
-                out.append(quote if text[i + 1] == quote else text[i : i + 2])
-                i += 2
-                continue
-            if char == quote:
-                rest = text[i + 1 :].strip()
-                if rest and not rest.startswith("#"):
-                    raise ConfigError(f"{where(index)}: unexpected {rest!r} after the closing quote")
-                return "".join(out), index
-            out.append(char)
-            i += 1
+        for i, char in enumerate(text):
+            if char == quote and previous != "\\":
+                out.append(text[:i])
+                return "".join(out), index, text[i + 1 :]
+            previous = char
+        out.append(text)
         index += 1
         if index >= len(lines):
             kind = "double" if quote == '"' else "single"
             raise ConfigError(f"{where(index - 1)}: a {kind}-quoted value is not closed")
         out.append("\n")
-        text, i = lines[index], 0
+        text, previous = lines[index], "\n"
 
 
 def _escapes(body: str) -> str:
@@ -258,15 +252,15 @@ def parse_dotenv(
         value = value.lstrip()
         # the environment first, then the file's earlier keys (compose-go's dotenv ExpandVariables)
         lookup = {**out, **environ}
-        if value.startswith("'"):
-            literal, last = _quoted(value[1:], lines, start, where, "'")
+        if value[:1] in ("'", '"'):
+            body, last, rest = _quoted(value[1:], lines, start, where, value[0])
             index = last + 1
-            out[key] = literal
-            continue
-        if value.startswith('"'):
-            body, last = _quoted(value[1:], lines, start, where, '"')
+            if rest.strip():  # compose-go reads what follows the closing quote as the next statement
+                lines[last], index = rest, last
+            if value[0] == "'":
+                out[key] = body  # literal: a backslash stays, ``\'`` too
+                continue
             body = _escapes(body)
-            index = last + 1
         else:  # a comment starts at " #" (compose-go: a space, not a tab)
             body = value.split(" #", 1)[0].rstrip()
         try:

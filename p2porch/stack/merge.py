@@ -135,13 +135,13 @@ def merge_values(base: Any, override: Any, key: str = "") -> Any:
     """``override`` merged onto ``base`` under the rules above (``key`` is the last path segment).
 
     A null list or mapping (``ports:`` with nothing, or only comments) keeps the earlier one, as compose-go
-    merges it, except where a null is refused (``environment``, ``env_file``: refused naming the key, as
-    Compose's schema refuses the file); a null scalar or ``command`` still replaces the earlier value."""
+    merges it, whatever its key (a network or volume named ``test`` too); a null scalar replaces the
+    earlier value. The service's own attributes a null replaces are merge_service's."""
     if isinstance(override, Override):
         return override.value
     if isinstance(override, Reset):
         return RESET
-    if override is None and isinstance(base, list | Mapping) and key not in (*_REPLACED, *_NULL_REFUSED):
+    if override is None and isinstance(base, list | Mapping):
         return base
     if isinstance(base, Mapping) and isinstance(override, Mapping):
         out = dict(base)
@@ -177,6 +177,15 @@ def _merge_ulimits(base: Any, override: Any) -> Any:
     return override
 
 
+def _merge_healthcheck(base: Any, override: Any) -> Any:
+    """``healthcheck`` merges key by key; a null ``test`` is kept, to be refused as Compose's schema
+    refuses it."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping) and override.get("test", 0) is None:
+        rest = {k: v for k, v in override.items() if k != "test"}
+        return {**merge_values(base, rest, "healthcheck"), "test": None}
+    return merge_values(base, override, "healthcheck")
+
+
 def _merge_sequence(key: str) -> Callable[[Any, Any], Any]:
     def merge(base: Any, override: Any) -> Any:
         if isinstance(base, Mapping) and isinstance(override, Mapping):
@@ -190,13 +199,16 @@ def _merge_sequence(key: str) -> Callable[[Any, Any], Any]:
 _SERVICE_RULES: dict[str, Callable[[Any, Any], Any]] = {
     "logging": _merge_logging,
     "ulimits": _merge_ulimits,
+    "healthcheck": _merge_healthcheck,
     **{key: _merge_sequence(key) for key in _SEQUENCES},
 }
 
 
 def merge_service(base: Any, override: Any) -> Any:
     """One service's definition (normalised) merged onto an earlier one: another file's, or the service
-    it ``extends``."""
+    it ``extends``. A null ``command`` or ``entrypoint`` replaces the earlier value, and a null
+    ``environment``, ``env_file`` or ``healthcheck.test`` is kept to be refused naming the key, as
+    Compose's schema refuses the file; merge_values keeps the earlier value for any other null."""
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
         return merge_values(base, override)
     out = dict(base)
@@ -204,6 +216,8 @@ def merge_service(base: Any, override: Any) -> Any:
         rule = _SERVICE_RULES.get(k)
         if k not in out:
             out[k] = v
+        elif v is None and k in (*_REPLACED, *_NULL_REFUSED):
+            out[k] = None
         elif rule is not None and v is not None and not isinstance(v, Override | Reset):
             out[k] = rule(out[k], v)
         else:

@@ -273,8 +273,13 @@ def _include_resolver(
     return _Resolver({**extra, **resolver.environ}, resolver.read_file, resolver.problems), given_dir
 
 
-def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[str, Any]:
-    """``include:`` entries (paths or ``{path: ...}``) loaded and merged under ``doc``."""
+def _include(
+    resolver: _Resolver, doc: dict[str, Any], file_key: str, chain: tuple[str, ...]
+) -> dict[str, Any]:
+    """``include:`` entries (paths or ``{path: ...}``) loaded and merged under ``doc``. ``file_key``'s
+    directory is where the entries' relative paths resolve (an including entry's ``project_directory``,
+    as Compose's loader works there); ``chain`` holds the files being included (normalised): a cycle
+    is refused."""
     entries = doc.pop("include", None)
     if entries is None:
         return doc
@@ -292,12 +297,18 @@ def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[st
                 resolver.problems.error(where, "expected a file path")
                 continue
             path = _abs_path(path, posixpath.dirname(file_key), resolver.environ)
+            if posixpath.normpath(path) in chain:
+                resolver.problems.error(where, "include cycle detected: " + " -> ".join([*chain, path]))
+                continue
             child, project_dir = _include_resolver(resolver, entry, path, file_key, where)
             other = child._other(path, where, project_dir)
             if other is not None:
                 other = dict(other)
                 child.extends(other, path)
-                merged = merge_documents(merged, _include(child, other, path))
+                inner_key = posixpath.join(project_dir, posixpath.basename(path)) if project_dir else path
+                merged = merge_documents(
+                    merged, _include(child, other, inner_key, (*chain, posixpath.normpath(path)))
+                )
     return merge_documents(merged, doc) if merged else doc
 
 
@@ -324,7 +335,10 @@ def resolve_model(
         resolver.extends(doc, key)
         # an include entry's path (and its env_file, project_directory) is the project directory's too
         doc = _include(
-            resolver, doc, posixpath.join(project_dir, posixpath.basename(file.name)) if project_dir else key
+            resolver,
+            doc,
+            posixpath.join(project_dir, posixpath.basename(file.name)) if project_dir else key,
+            (posixpath.normpath(key),),
         )
         model = merge_documents(model, doc)
     model = strip_markers(model)

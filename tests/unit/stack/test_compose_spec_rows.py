@@ -29,11 +29,10 @@ from .compose_text import load, refusal, spec_of
         (r'A="\0101\0777"', "A\\0777"),  # octal \0NNN up to 255 (Go's \NNN), a larger one as written
         (r'A="it\'s"', "it\\'s"),  # \' is no escape between double quotes: before, the backslash went
         (r'A="say \"hi\""', 'say "hi"'),
-        (r'A="a\\"', "a\\"),
         (r'A="\q"', "\\q"),  # an unknown escape keeps its backslash
-        # single quotes: literal; \' is the quote, any other backslash stays
-        (r"A='it\'s $HOME'", "it's $HOME"),
-        (r"A='a\\'", "a\\\\"),  # before: the quote was taken as escaped, so the value never closed
+        # single quotes: literal, a backslash too; a quote right after one does not close the value
+        (r"A='it\'s $HOME'", "it\\'s $HOME"),  # before: \' was read as the quote alone
+        (r"A='a\\b'", "a\\\\b"),
         # unquoted: a comment starts at " #", not at a tab or a bare #
         ("A=abc#def", "abc#def"),
         ("A=a\t#c", "a\t#c"),  # before: the tab started a comment
@@ -45,6 +44,21 @@ from .compose_text import load, refusal, spec_of
 )
 def test_a_dotenv_value_reads_as_compose_reads_it(line: str, value: str) -> None:
     assert parse_dotenv(line + "\n", "x.env", {"HOME": "/root"})["A"] == value
+
+
+@pytest.mark.parametrize("line", [r'A="a\\"', r"A='a\\'", r"A='a\'"])
+def test_a_quote_right_after_a_backslash_never_closes_a_dotenv_value(line: str) -> None:
+    """compose-go's dotenv/parser.go (extractVarValue): "skip escaped quote symbol" whatever precedes
+    the backslash; before, ``\\\\`` was a pair and the quote after it closed the value."""
+    with pytest.raises(ConfigError, match="x.env line 1: a (double|single)-quoted value is not closed"):
+        parse_dotenv(line + "\n", "x.env")
+
+
+def test_text_after_a_closing_quote_is_the_next_dotenv_statement() -> None:
+    """compose-go reads on after the closing quote: ``B=2`` is a statement, ``C`` a bare key; before,
+    the line was refused ("unexpected ... after the closing quote")."""
+    text = 'A="x" B=2\nD=\'y\' C\nE="z" # c\n'
+    assert parse_dotenv(text, "x.env", {"C": "c"}) == {"A": "x", "B": "2", "D": "y", "C": "c", "E": "z"}
 
 
 @pytest.mark.parametrize("key", ["9X", "A[0]", "a.b-c", "ÉTÉ"])
@@ -173,6 +187,36 @@ def test_a_null_command_is_the_image_s_again_and_a_null_environment_is_refused()
     assert "services.web.environment: expected a mapping or a list, got nothing" in info.value.message
 
 
+def test_a_null_under_a_key_named_like_a_replaced_attribute_keeps_the_earlier_value() -> None:
+    """Only the service's own ``command``, ``entrypoint``, ``environment``, ``env_file`` (and
+    ``healthcheck.test``) take a null; before, a network or volume named ``test`` (or ``command``) lost
+    its aliases, driver and options to a null in a later file."""
+    base = """
+    services:
+      a: {image: nginx, networks: {test: {aliases: [foo]}}, volumes: ['test:/data']}
+    networks:
+      test: {labels: {tier: front}}
+    volumes:
+      test: {driver_opts: {type: tmpfs, device: tmpfs}}
+    """
+    override = "services:\n  a:\n    networks: [test]\nnetworks:\n  test:\nvolumes:\n  test:\n"
+    files = [ComposeFile("base.yml", textwrap.dedent(base), "/p"), ComposeFile("over.yml", override, "/p")]
+    definition = load_stack("app", files, environ={})
+    assert spec_of(definition, "a")["networks"][0]["aliases"] == ["foo"]
+    assert definition.model["networks"]["test"] == {"labels": {"tier": "front"}}
+    assert definition.model["volumes"]["test"] == {"driver_opts": {"type": "tmpfs", "device": "tmpfs"}}
+
+
+def test_a_null_healthcheck_test_in_a_later_file_is_refused() -> None:
+    """As a null ``environment``: Compose's schema refuses the override file."""
+    base = "services:\n  web:\n    image: x\n    healthcheck: {test: [CMD, 'true'], retries: 5}\n"
+    over = "services:\n  web:\n    healthcheck: {test: , interval: 10s}\n"
+    files = [ComposeFile("base.yml", base, "/p"), ComposeFile("over.yml", over, "/p")]
+    with pytest.raises(ConfigError) as info:
+        load_stack("app", files, environ={})
+    assert "services.web.healthcheck.test: expected a shell command string" in info.value.message
+
+
 def test_an_extended_service_merges_by_the_same_rules() -> None:
     text = """
     services:
@@ -280,6 +324,29 @@ def test_a_key_and_the_deploy_key_it_duplicates_must_agree(service: str, deploy:
 def test_a_key_and_the_deploy_key_it_duplicates_may_agree(service: str, deploy: str) -> None:
     spec = spec_of(load(f"services:\n  web:\n    image: x\n    {service}\n    deploy: {deploy}\n"), "web")
     assert spec["name"] == "app-web"
+
+
+@pytest.mark.parametrize(
+    ("service", "deploy", "field", "value"),
+    [
+        ("mem_limit: ${MEM:-0}", "{resources: {limits: {memory: 1g}}}", "limit_memory_bytes", 1 << 30),
+        ("cpus: 0", "{resources: {limits: {cpus: '0.5'}}}", "limit_cpu_nanos", 500_000_000),
+        ("mem_reservation: 0", "{resources: {reservations: {memory: 1g}}}", "reserve_memory_bytes", 1 << 30),
+        ("pids_limit: 0", "{resources: {limits: {pids: 200}}}", "container", {"pids_limit": 200}),
+    ],
+)
+def test_a_zero_key_next_to_the_deploy_key_it_duplicates_is_not_set(
+    service: str, deploy: str, field: str, value: object
+) -> None:
+    """compose-go compares only a key that is set (``if s.MemLimit != 0 && ...``; ``scale`` alone when
+    0) and a 0 ``pids_limit`` takes deploy's; before, "can't set distinct values" refused the file."""
+    spec = spec_of(load(f"services:\n  web:\n    image: x\n    {service}\n    deploy: {deploy}\n"), "web")
+    assert spec[field] == value
+
+
+def test_a_zero_scale_next_to_replicas_is_still_compared() -> None:
+    text = "services:\n  web:\n    image: x\n    scale: 0\n    deploy: {replicas: 2}\n"
+    assert "services.web.scale: can't set distinct values on 'scale'" in refusal(text)
 
 
 def test_container_name_with_replicas_loads_as_docker_stack_deploy_reads_it() -> None:
@@ -452,6 +519,40 @@ def test_an_include_entry_s_project_directory_is_where_its_relative_paths_resolv
     spec = spec_of(definition, "a")
     assert (spec["image"], spec["env"]) == ("a:fromenv", {"B": "1", "X": "1"})
     assert definition.env_files == ("/p/proj/x.env",)
+
+
+def test_a_nested_include_resolves_from_the_including_entry_s_project_directory() -> None:
+    """Compose loads an included file's own includes from its project directory (the resource loader's
+    working directory); before, from the included file's directory (here: the wrong image)."""
+    files = {
+        "/p/sub/compose.yaml": "include: [inner/compose.yaml]\n",
+        "/p/other/inner/compose.yaml": "services:\n  inner: {image: right}\n",
+        "/p/sub/inner/compose.yaml": "services:\n  inner: {image: wrong}\n",
+    }
+    text = "include: [{path: sub/compose.yaml, project_directory: other}]\nservices:\n  web: {image: w}\n"
+    definition = load_stack("app", text, files.__getitem__, base_dir="/p", environ={})
+    assert spec_of(definition, "inner")["image"] == "right"
+
+
+@pytest.mark.parametrize(
+    ("top", "included"),
+    [
+        (
+            "[{path: b/compose.yaml, project_directory: b}]",
+            "[{path: ../compose2.yaml, project_directory: .}]",
+        ),
+        ("[b/compose.yaml]", "[../compose2.yaml]"),
+    ],
+    ids=["project_directory", "plain"],
+)
+def test_an_include_cycle_is_refused(top: str, included: str) -> None:
+    """Compose: "include cycle detected"; before, the first crashed on Python's recursion limit and the
+    second loaded without a word."""
+    text = f"include: {top}\nservices:\n  web: {{image: w}}\n"
+    files = {"/p/compose2.yaml": text, "/p/b/compose.yaml": f"include: {included}\n"}
+    with pytest.raises(ConfigError) as info:
+        load_stack("app", [ComposeFile("compose2.yaml", text, "/p")], files.__getitem__, environ={})
+    assert "include[0]: include cycle detected: /p/compose2.yaml -> /p/b/compose.yaml -> " in str(info.value)
 
 
 def test_version_models_and_device_reservations_load_with_a_warning_each() -> None:
