@@ -330,9 +330,7 @@ class ServiceOps:
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
-        """Set ``replicas``; already at that count: ``changed: []``, ``already_at``, nothing written,
-        unless an update is paused: as Swarm's (docker/cli's scale always sends the update, which resets
-        the update status), it is resumed (``changed: ["resumed"]``)."""
+        """Set ``replicas``; at that count nothing is written (``already_at``) but a paused update resumed."""
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
