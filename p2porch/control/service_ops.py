@@ -330,11 +330,11 @@ class ServiceOps:
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
-        """Set ``replicas``; already at that count: ``changed: []``, ``already_at``, nothing written."""
+        """Set ``replicas``; at that count nothing is written (``already_at``) but a paused update resumed."""
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
-        if type(replicas) is int and replicas == service.spec.replicas:
+        if type(replicas) is int and replicas == service.spec.replicas and not service.update_paused:
             return {**self.view(service), "changed": [], "already_at": replicas}
         return await self.update(ref, {"replicas": replicas})
 

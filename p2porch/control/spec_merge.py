@@ -2,7 +2,9 @@
 
 Owns the merge only: top-level keys replaced, the nested sections merged, a field named with or without
 its unit replacing the stored spelling, networks and file references edited as an update takes them.
-Validating the result is the caller's.
+A health check turned off (test ``NONE``) replaces the whole ``health`` section, as docker/cli's
+``--no-healthcheck`` replaces the Healthcheck with ``{Test: ["NONE"]}``. Validating the result is the
+caller's.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import ServiceSpec
+from ..model.health_rules import turns_the_check_off
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes
 
@@ -42,13 +45,16 @@ def _replace(merged: dict[str, Any], key: str, value: Any) -> None:
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
     rollback, container, schedule) merge. A change may name a field as a user does (``delay: 4s``) where
-    the stored spec has its unit (``delay_s: 4.0``): it replaces that field."""
+    the stored spec has its unit (``delay_s: 4.0``): it replaces that field. A ``health`` change that
+    turns the check off (:func:`turns_the_check_off`) replaces the section, as Docker's: the interval of
+    the check it ends is not kept (a check that is off takes no settings: model/health_rules.py)."""
     merged = dict(current)
     for key, value in changes.items():
         if (
             key in ("health", "restart", "update", "rollback", "container", "schedule")
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
+            and not (key == "health" and turns_the_check_off(value))
         ):
             section = dict(merged[key])
             for sub, subvalue in value.items():

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
+from ..model.health_rules import check_off_checks
 from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
@@ -228,9 +229,9 @@ class StackOps:
         ``fields`` (the spec keys it changes). Nothing written. Raises what the deploy would be refused
         with, before its first write: ConflictError (a name taken outside the stack, an ingress port
         published twice or owned), NotFoundError (a secret or config missing: ``creating`` names those
-        a dry run would create first), ConfigError (a service becoming a job), NotAllowedError (a spec
-        field some member does not read yet). ``follow``: objects whose references take their current
-        version (parse_follow)."""
+        a dry run would create first), ConfigError (a service becoming a job, a health check off with
+        settings), NotAllowedError (a spec field some member does not read yet). ``follow``: objects
+        whose references take their current version (parse_follow)."""
         from ..stack.object_plan import CREATED
 
         state = self.services.manager.snapshot()
@@ -261,6 +262,7 @@ class StackOps:
             if record is None:
                 check_spec_size(stored, f"services.{service.short_name}")  # as the create stores it
                 with refusal_named(service.short_name):
+                    check_off_checks(stored)  # as the create checks it (model/health_rules.py)
                     command_gate.admit_spec(stored, None, readers)
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
@@ -281,6 +283,7 @@ class StackOps:
                 updated = resolve_file_refs(state, merged, creating, kept=kept)
             check_spec_size(updated, f"services.{service.short_name}")
             with refusal_named(service.short_name):
+                check_off_checks(updated, record.spec)  # as the update checks the merged spec
                 command_gate.admit_spec(updated, record.spec, readers)
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change

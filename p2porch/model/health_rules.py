@@ -4,14 +4,18 @@ A check whose test is ``NONE`` runs nothing, so an interval, timeout, retries or
 it would be stored and never used: the CLI refuses ``--health-interval`` on a ``--no-healthcheck``
 service, and the API (service create and update) refuses ``{"test": ["NONE"], "interval":
 "5s"}`` with 400 naming the field. A spec stored so before the rule still loads (``HealthSpec`` reads
-it as it is) and an update that leaves that check as it is is not refused for it. A Compose file's
-``healthcheck`` (``stack deploy``) is not checked: Compose ignores the settings of a disabled check, and
-so does the engine. Owns the rule only.
+it as it is) and an update that leaves that check as it is is not refused for it. An update that turns
+a check off replaces it whole (:func:`turns_the_check_off`; control/spec_merge.py), as docker/cli's
+``--no-healthcheck`` does, so the settings of the check it ends are never kept. A Compose file's
+``healthcheck`` with test ``NONE`` and settings is taken, its settings dropped (stack/deploy.py), as
+Compose and the engine ignore them; a stack deploy's resolved specs are checked by its plan, before
+its first write. Owns the rule only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .container import HealthSpec
 from .units import field_error
@@ -24,6 +28,7 @@ __all__ = [
     "check_off_checks",
     "refuse_settings_of_an_off_check",
     "settings_of_an_off_check",
+    "turns_the_check_off",
 ]
 
 #: a health check's settings (the stored names; ``cmd`` is its test) as the user names them
@@ -35,6 +40,19 @@ HEALTH_SETTINGS = {
     "start_interval_s": "start_interval",
 }
 _OFF = HealthSpec(("NONE",))
+
+
+def turns_the_check_off(health: Any) -> bool:
+    """Whether a ``health`` map as given (an update's change, a Compose ``healthcheck``) has a test
+    (``cmd``/``test``) of ``NONE``: ``["NONE", ...]``, or ``"NONE"`` as ``HealthSpec.from_dict`` reads a
+    string. Such a check is off: none of its settings can stay (docker/cli's ``--no-healthcheck``
+    replaces the whole Healthcheck with ``{Test: ["NONE"]}``)."""
+    if not isinstance(health, Mapping):
+        return False
+    test = health.get("cmd", health.get("test"))
+    if isinstance(test, str):
+        return test.strip() == "NONE"
+    return isinstance(test, list | tuple) and bool(test) and test[0] == "NONE"
 
 
 def settings_of_an_off_check(health: HealthSpec | None) -> list[str]:

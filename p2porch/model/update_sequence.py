@@ -83,19 +83,26 @@ def _but_a_roll_moves(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def user_version(
-    before: Service, spec: ServiceSpec, step: AutoscaleStep | None, version: int, invalid: bool
+    before: Service,
+    spec: ServiceSpec,
+    step: AutoscaleStep | None,
+    version: int,
+    invalid: bool,
+    raw: Any = None,
 ) -> int | None:
     """``before.user_version`` after a write of ``spec`` at state ``version`` (the FSM's, deterministic):
     kept when the spec is the same or moved by the cluster's own work only: a new autoscale step
     (``step``) that set the replicas alone to its ``to_replicas``, or a roll (only the versions of
     unpinned references moved); ``version`` for any other change (a user's, a hand scale, the automatic
-    rollback), and for a spec that does not validate on either side (``invalid``). Unknown (None) stays
-    unknown through the cluster's moves."""
+    rollback), and for a spec that does not validate on either side (``invalid``) unless it is the same
+    spec as committed (``raw``: the write's spec when this node cannot read it, None when it can; a
+    bookkeeping write re-sends the stored spec). Unknown (None) stays unknown through the cluster's
+    moves."""
     kept = before.user_version
+    if spec == before.spec and raw == before.invalid_spec:  # placeholders alike: compared as committed
+        return kept
     if invalid:
         return version
-    if spec == before.spec:
-        return kept
     old, new = before.spec.to_dict(), spec.to_dict()
     stepped = step is not None and step != before.autoscale_last and step.to_replicas == spec.replicas
     if stepped and {**old, "replicas": spec.replicas} == new:

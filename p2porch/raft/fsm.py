@@ -194,7 +194,9 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         autoscale_last=c.autoscale_last,
         job=c.job,
         version=v,
-        user_version=user_version(svc, c.spec, c.autoscale_last, v, bool(c.invalid or svc.invalid)),
+        user_version=user_version(
+            svc, c.spec, c.autoscale_last, v, bool(c.invalid or svc.invalid), c.invalid_spec
+        ),
         updated_at=c.at,
         vip=_service_vip(s, service_id, c.spec.endpoint_mode, svc.vip),
         assigned_ports=(  # a spec this version cannot read keeps its ports until one it can

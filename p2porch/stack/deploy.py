@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
+from ..model.health_rules import turns_the_check_off
 from ..model.units import parse_cpu_nanos, parse_memory_bytes
 from . import keys
 from .values import boolean, duration, durations, err, key_values, list_, mapping, scalar_text, string
@@ -263,10 +264,12 @@ _HEALTH_RENAMES = {"cmd": "test"}
 
 
 def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
-    """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given)."""
+    """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given). A check
+    that is off (``disable: true``, test ``NONE``) is ``{cmd: [NONE]}`` alone: Compose and the engine
+    ignore an interval given with it, and p2porch refuses one on a check that is off."""
     conf = mapping(value, path, keys.HEALTH_KEYS)
-    if boolean(conf.get("disable", False), f"{path}.disable"):
-        return HealthSpec(test=("NONE",)).to_dict()
+    if boolean(conf.get("disable", False), f"{path}.disable") or turns_the_check_off(conf):
+        return HealthSpec(test=("NONE",)).to_dict()  # its settings never run: dropped, as Compose's
     if "test" not in conf:
         warn("healthcheck without test", "the image's HEALTHCHECK is used, with its own timings")
         return None

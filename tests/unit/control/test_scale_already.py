@@ -1,7 +1,8 @@
 """``service scale S=N`` of a service already at N replicas (h52left, item 3): the daemon writes nothing
-(no Raft entry, a paused update stays paused) and answers ``changed: []`` with ``already_at``; the CLI
-prints ``S scaled to N`` as docker/cli does and says ``S: already at N replicas`` on stderr, and its
-``--json`` carries ``already_at``. Main wrote the paused service's resume and said nothing."""
+(no Raft entry) and answers ``changed: []`` with ``already_at``; the CLI prints ``S scaled to N`` as
+docker/cli does and says ``S: already at N replicas`` on stderr, and its ``--json`` carries
+``already_at``. A paused update is resumed, as Swarm's scale does (review r52a, 3): written as an update
+that changes nothing else, ``changed: ["resumed"]``."""
 
 from __future__ import annotations
 
@@ -19,18 +20,33 @@ from p2porch.testing.memstore import MemoryManager
 SPEC = {"name": "web", "image": "p2porch/busybox:1", "replicas": 3}
 
 
-async def test_a_scale_to_the_replicas_it_has_writes_nothing_even_when_paused() -> None:
+async def test_a_scale_to_the_replicas_it_has_writes_nothing() -> None:
+    manager = MemoryManager()
+    ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
+    await ops.create(dict(SPEC))
+    writes = manager.writes
+    answer = await ops.scale("web", 3)
+    assert answer["changed"] == [] and answer["already_at"] == 3
+    assert manager.writes == writes
+    moved = await ops.scale("web", 4)  # another count is written as before
+    assert moved["changed"] == ["replicas"] and "already_at" not in moved
+
+
+async def test_a_scale_to_the_replicas_it_has_resumes_a_paused_update_as_swarm() -> None:
+    """docker/cli's ``service scale`` always sends the update, and swarmkit's UpdateService resets the
+    update status, which resumes a paused update (review r52a, 3: the h52left main wrote nothing and
+    answered ``already_at``, the update stayed paused and the CLI's wait then failed on it)."""
     manager = MemoryManager()
     ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
     await ops.create(dict(SPEC))
     await manager.write(C.UpdateService.of(ops.find("web"), at=1.0, update_paused=True).encode())
     writes = manager.writes
     answer = await ops.scale("web", 3)
-    assert answer["changed"] == [] and answer["already_at"] == 3
-    assert manager.writes == writes  # main: a write (the paused update resumed)
-    assert ops.find("web").update_paused
-    moved = await ops.scale("web", 4)  # another count is written as before
-    assert moved["changed"] == ["replicas"] and "already_at" not in moved
+    assert answer["changed"] == ["resumed"] and "already_at" not in answer  # main: [], already_at 3
+    assert manager.writes == writes + 1
+    assert not ops.find("web").update_paused and ops.find("web").spec.replicas == 3
+    again = await ops.scale("web", 3)  # resumed: nothing more to write
+    assert again["already_at"] == 3 and manager.writes == writes + 1
 
 
 class Client:

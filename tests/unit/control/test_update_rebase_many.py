@@ -21,9 +21,13 @@ from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConflictError
 from p2porch.model import Service
 from p2porch.model.autoscale_spec import AutoscaleStep
+from p2porch.model.spec import MAX_REPLICAS
 from p2porch.model.update_sequence import OUT_OF_SEQUENCE
 from p2porch.raft import commands as C
+from p2porch.raft.fsm import apply
+from p2porch.raft.state import EMPTY_STATE, ClusterState
 from p2porch.testing.memstore import MemoryManager
+from p2porch.wire import pack
 
 Move = Callable[[Service], C.UpdateService]
 
@@ -151,3 +155,27 @@ async def test_a_record_stored_before_it_knows_no_user_version_and_refuses_as_be
     manager.moves = [step(3, 1.0), step(5, 2.0)]
     with pytest.raises(ConflictError, match=OUT_OF_SEQUENCE):  # unknown: only one step is told apart
         await ops.update("web", {"image": "p2porch/busybox:2"})
+
+
+def test_a_bookkeeping_write_of_a_spec_this_node_cannot_read_keeps_the_user_version() -> None:
+    """Review r52a, 4: a node that cannot read a service's spec (committed by a newer version) bumped
+    ``user_version`` on every write to it, the leader's bookkeeping too (a rebalance cleared, a rollout
+    marked done); the same spec as committed now keeps it, another spec still bumps it."""
+    unreadable = {"name": "web", "image": "nginx", "replicas": MAX_REPLICAS + 1}
+
+    def update(state: ClusterState, spec: dict[str, object], **bookkeeping: object) -> ClusterState:
+        body = {"at": 3.0, "service_id": "s1", "spec": spec, "service_version": state.services["s1"].version}
+        new, result, _ = apply(state, pack({"t": "update_service", "v": 2, "b": {**body, **bookkeeping}}))
+        assert result["ok"], result
+        return new
+
+    state, result, _ = apply(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    create = {"at": 2.0, "service_id": "s1", "spec": unreadable}
+    state, result, _ = apply(state, pack({"t": "create_service", "v": 1, "b": create}))
+    created = state.services["s1"]
+    assert created.invalid and created.user_version == created.version
+    state = update(state, dict(unreadable), rebalance_requested=5.0)  # the same spec, as committed
+    assert state.services["s1"].version > created.version
+    assert state.services["s1"].user_version == created.version  # main: bumped to the write's version
+    state = update(state, {**unreadable, "replicas": MAX_REPLICAS + 2})  # a user's: another spec
+    assert state.services["s1"].user_version == state.services["s1"].version

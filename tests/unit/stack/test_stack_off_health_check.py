@@ -1,0 +1,95 @@
+"""A stack whose service's health check is off (``test: ["NONE"]``) and tuned (``interval: 5s``) deploys
+(review r52a, 2): Compose and the engine ignore the settings of a disabled check (docker stack deploy
+sends them, the engine takes them), and p2porch refuses them on a check that is off. Main passed the
+plan and the dry run, then created ``shop-api`` and was refused on ``web`` half-way through the deploy;
+now the file's check is stored as ``{cmd: [NONE]}`` alone (stack/deploy.py), a pid joiner's folded as a
+sidecar too, and a deploy body that still carries such a check (an API client's resolved specs) is
+refused by the plan, before any write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.stack_ops import StackOps
+from p2porch.errors import ConfigError
+from p2porch.model.container import HealthSpec
+from p2porch.stack import load_stack
+from p2porch.stack.compose import StackDefinition, StackService
+from p2porch.stack.names import stack_labels
+from p2porch.testing.memstore import MemoryManager
+
+OFF_TUNED = """
+services:
+  api:
+    image: p2porch/busybox:1
+  web:
+    image: p2porch/busybox:1
+    healthcheck:
+      test: ["NONE"]
+      interval: 5s
+      retries: 2
+"""
+JOINER = """
+services:
+  api:
+    image: p2porch/busybox:1
+  probe:
+    image: p2porch/busybox:1
+    pid: "service:api"
+    healthcheck:
+      test: ["NONE"]
+      timeout: 2s
+"""
+OFF = HealthSpec(("NONE",))
+
+
+def stack_ops() -> tuple[StackOps, MemoryManager]:
+    manager = MemoryManager()
+    return StackOps(ServiceOps(manager, logs=None)), manager  # type: ignore[arg-type]
+
+
+def test_a_file_check_off_with_settings_deploys_with_the_check_alone() -> None:
+    ops, _ = stack_ops()
+    definition = load_stack("shop", OFF_TUNED, lambda path: "")
+    assert definition.by_name()["shop-web"].spec["health"] == OFF.to_dict()  # main: interval 5s, retries 2
+    planned = ops.dry_run(definition)["services"]
+    done = trio.run(ops.apply, definition)["services"]
+    assert [s["action"] for s in planned] == [s["action"] for s in done] == ["created", "created"]
+    assert ops.services.find("shop-web").spec.health == OFF
+
+
+def test_a_pid_joiner_folded_as_a_sidecar_keeps_its_check_off_without_settings() -> None:
+    ops, _ = stack_ops()
+    definition = load_stack("shop", JOINER, lambda path: "")
+    trio.run(ops.apply, definition)
+    (sidecar,) = ops.services.find("shop-api").spec.sidecars
+    assert sidecar.health == OFF  # main: refused at the create (sidecars[0].health.timeout)
+
+
+def body_spec(health: dict[str, Any]) -> dict[str, Any]:
+    labels = stack_labels("shop", "web")
+    return {"name": "shop-web", "image": "p2porch/busybox:1", "labels": labels, "health": health}
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_resolved_spec_with_an_off_check_tuned_is_refused_by_the_plan_before_any_write(exists) -> None:
+    """A deploy body (not from a Compose file) with ``api`` then ``web`` carrying ``{test: NONE, interval:
+    5s}``: main's plan passed it (dry run: both created) and the deploy wrote ``shop-api`` before the
+    create or update of ``shop-web`` refused it."""
+    ops, manager = stack_ops()
+    api = load_stack("shop", "services:\n  api:\n    image: p2porch/busybox:1\n", lambda path: "")
+    if exists:  # the update's check: merged into the stored spec, then refused the same
+        web = StackService("web", body_spec({"test": ["CMD", "true"]}))
+        trio.run(ops.apply, StackDefinition("shop", (web,)))
+    tuned_off = StackService("web", body_spec({"test": ["NONE"], "interval": "5s"}))
+    definition = StackDefinition("shop", (*api.services, tuned_off))
+    writes = manager.writes
+    for attempt in (ops.dry_run, lambda d: trio.run(ops.apply, d)):
+        with pytest.raises(ConfigError) as refused:
+            attempt(definition)
+        assert refused.value.field == "services.web.health.interval"
+    assert manager.writes == writes  # main: shop-api created
