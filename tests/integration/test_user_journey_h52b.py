@@ -10,16 +10,22 @@ a team redeploys it (docs/testing.md, "The user journey (h52b)").
   no task was placed anywhere in the cluster again, a ``service scale`` of another service waited out its
   timeout, and so did the deploy. The update now pauses, naming the network; ``network create
   shop_back`` then ``service rollback`` restores the old spec.
+- A host whose data dir was wiped is told to ``node rm`` its old record (down) before it joins again,
+  where the refusal spoke of NAT.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import clusterkit as kit
 from clusterkit import IMAGE, cli, cluster_fixture, wait_for
 
 from p2porch.sandbox.dockerd import docker
+from p2porch.sandbox.system import pid_alive, read_pid
 
 cluster = cluster_fixture("p52b", "10.95.46.0/24")
 
@@ -91,3 +97,28 @@ def test_a_failed_update_whose_rollback_point_names_a_pruned_network_pauses(clus
     finally:
         cli(sb, "n1", "stack", "rm", "shop")
         cli(sb, "n1", "network", "rm", "shop_back")
+
+
+def test_a_host_whose_data_dir_was_wiped_is_told_to_node_rm_its_old_record_then_joins(cluster) -> None:
+    """A host that lost its data dir starts a daemon in no cluster; its join was refused speaking of NAT
+    (its old record, down, advertises the same address and ports). It is now told to ``node rm`` that
+    record, and joins once it is removed."""
+    sb, nodes = cluster
+    wiped = nodes[2]
+    pid = read_pid(wiped.p2porch_pidfile)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 10, "the daemon gone")
+    shutil.rmtree(wiped.p2porch_data_dir)
+    os.unlink(wiped.p2porch_pidfile)
+    sb.up(len(nodes))  # its daemon again, in no cluster
+    wait_for(lambda: kit.node_row(nodes[0], wiped.name)["status"] == "down", 60, "the old record down", 1)
+    token = kit.cli_json(sb, "n1", "token")["token"]
+    refused = cli(sb, wiped.name, "join", nodes[0].address, "--token", token)
+    assert refused.returncode != 0
+    said = refused.stderr.decode()
+    assert "which is down" in said and f"p2porch node rm {wiped.name}" in said, said  # main: "behind one NAT"
+    assert cli(sb, "n1", "node", "rm", wiped.name).returncode == 0
+    joined = cli(sb, wiped.name, "join", nodes[0].address, "--token", token)
+    assert joined.returncode == 0, joined.stderr.decode()
+    wait_for(lambda: kit.all_ready(nodes[0], len(nodes)), 90, "3 ready nodes again")
