@@ -219,6 +219,9 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     result["written"] = bool(
         lines or others or result.get("removed_networks") or result.get("created_networks")
     ) or any(r["action"] != "unchanged" for r in result["services"])
+    for action in ("created", "removed"):  # said as the secrets are: stdout keeps one line per service
+        for name in result.get(f"{action}_networks") or ():
+            print(f"{action} network {name}", file=sys.stderr)
     emit(args, result, _deploy_text)
     changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")] + others
     views = [client.get(f"/services/{name}", stale="true") for name in changed]
@@ -240,6 +243,7 @@ def _deploy_services(
     result: dict[str, Any] = {"stack": definition.name, "services": []}
     actions: dict[str, dict[str, Any]] = {}
     warned: set[str] = set()
+    created_networks: list[str] = []
     for index, wave in enumerate(waves):
         _wait(client, definition, wave.wait_for, args.wait_timeout)
         last = index == len(waves) - 1
@@ -262,7 +266,10 @@ def _deploy_services(
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
+        created_networks += result.get("created_networks") or []
     result["services"] = list(actions.values())
+    if created_networks:  # each wave's answer names its own: the first wave's created the stack's
+        result["created_networks"] = created_networks
     return result
 
 

@@ -22,7 +22,7 @@ import trio
 
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
-from ..errors import ConflictError, NotAllowedError, P2POrchError, ProposalTimeout
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError, ProposalTimeout
 from ..member.command_reads import update_node_hold_behind
 from ..model import Service, TaskState
 from ..raft import codec
@@ -456,8 +456,11 @@ async def write_service_bookkeeping(
     ctx: MemberContext, service: Service, update: C.UpdateService, what: str, epoch: int
 ) -> None:
     """Leader bookkeeping on a service (``update`` is conditional on the version read, fenced by
-    ``epoch``); a lost race is logged (the next round decides again)."""
+    ``epoch``); a lost race is logged (the next round decides again), and so is a refusal of the write
+    itself (a spec the FSM no longer admits), which raised out of the scheduler at every round."""
     try:
         await ctx.write(fenced(update, epoch))
     except (ConflictError, ProposalTimeout) as exc:
         log.info("%s for %s not committed: %s", what, service.name, exc.message)
+    except (ConfigError, NotFoundError) as exc:
+        log.warning("%s for %s refused: %s", what, service.name, exc.message)

@@ -23,6 +23,7 @@ from ..model.rollback_point import restores_template, rolled_back
 from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.command_gate import Readers, spec_refusal
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
+from ..raft.fsm_networks import network_refusal
 from ..raft.state import ClusterState
 from ..raft.task_fast import evolve_task  # dataclasses.replace of a task at half the cost (tested equal)
 from ..scheduler import (
@@ -521,8 +522,9 @@ def update_failure_updates(
     point, as swarmkit's automatic rollback clears ``PreviousSpec``: a ``service rollback`` after it is
     refused instead of rolling the failed update out again) or with ``update_paused`` set and its
     rollout paused, and which of the two ("rollback" | "pause"). A rollback point using a spec field a
-    member does not read (``readers``, the spec field gate: a node of an older release joined since) is
-    paused instead: that member's FSM would refuse it. Services already paused or gone are left alone."""
+    member does not read (``readers``: a node of an older release joined since), or a network removed
+    since (a stack deploy pruned it), is paused instead: the FSM would refuse it (which stopped the
+    scheduler at every round). Services already paused or gone are left alone."""
     out = []
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
@@ -533,7 +535,10 @@ def update_failure_updates(
         change = rolled_back(service, now, why, service.spec.rollback)
         rolls_back = failure.action == "rollback" and change is not None and restores_template(service)
         unread = (
-            spec_refusal(change.spec, service.spec, readers) if rolls_back and change is not None else None
+            spec_refusal(change.spec, service.spec, readers)
+            or network_refusal(state, change.spec, service.spec)
+            if rolls_back and change is not None
+            else None
         )
         if change is not None and rolls_back and unread is None:
             update = UpdateService.of(

@@ -150,10 +150,14 @@ def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Itera
         # behind one NAT several nodes share an address, each with its own forwarded ports
         if node.node_id != node_id and node.status != "left" and node.endpoints() & mine:
             taken = sorted(p for _, p in node.endpoints() & mine)
+            why = (  # a host whose data dir was wiped (or reinstalled) joins anew: its old record stays
+                f", which is down: if this host was {node.name} and lost its data dir, run `p2porch node rm "
+                f"{node.name}` on a member, then join again"
+                if node.status == "down"
+                else " (behind one NAT give each node its own --advertise-*-port)"
+            )
             raise _bad(
-                "--advertise-addr",
-                f"{addr} port {taken[0]} is already advertised by node {node.name} "
-                "(behind one NAT give each node its own --advertise-*-port)",
+                "--advertise-addr", f"{addr} port {taken[0]} is already advertised by node {node.name}{why}"
             )
     key_pub = request.get("key_pub", "")
     if not isinstance(key_pub, str) or len(key_pub) > 64:

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "check_service_networks",
     "create_network",
+    "network_refusal",
     "remove_network",
     "spec_network_names",
     "users_of",
@@ -48,6 +49,18 @@ def check_service_networks(
     for name in spec_network_names(spec):
         if name not in (DEFAULT_NETWORK, HOST_NETWORK, *kept) and state.network_by_name(name) is None:
             raise NotFoundError(f"network {name!r} not found: create it first", field="networks")
+
+
+def network_refusal(state: ClusterState, spec: ServiceSpec, already: ServiceSpec) -> str | None:
+    """Why :func:`check_service_networks` would refuse a rollback from ``already`` to ``spec`` (a network
+    of the rollback point removed since), None when it would not: the leader pauses such a rollback."""
+    try:
+        check_service_networks(state, spec, already)
+    except NotFoundError as exc:
+        return "its previous spec's " + exc.message.replace(
+            " not found: create it first", " no longer exists"
+        )
+    return None
 
 
 def create_network(s: ClusterState, c: CreateNetwork, v: int) -> Any:

@@ -89,3 +89,23 @@ async def test_a_deposed_leader_whose_view_is_behind_is_refused_by_the_fsm() -> 
         await write_as_leader(ctx, promote(store))
     assert info.value.field == "leader_epoch"
     assert store.snapshot().nodes["n1"].role == NodeRole.REPLICA
+
+
+async def test_a_bookkeeping_write_the_fsm_refuses_is_logged_not_raised(caplog) -> None:
+    """h52b journey: the leader's rollback to a spec naming a network removed since was refused by the
+    FSM, and the NotFoundError raised out of the scheduler at every round (nothing placed anywhere)."""
+    from p2porch.leader.loop import write_service_bookkeeping
+    from p2porch.model import ServiceSpec
+
+    raft = MemoryRaft([ME, OTHER], leader=ME)
+    store = FrozenView(raft, ME)
+    await cluster_of_one_node(raft, store)
+    ctx = context(store)
+    await write_as_leader(ctx, promote(store))  # claims this term's epoch
+    raft.submit(C.CreateService(at=1.0, service_id="s1", spec=ServiceSpec(name="web", image="app")).encode())
+    service = store.snapshot().services["s1"]
+    gone = ServiceSpec.from_dict({"name": "web", "image": "app", "networks": ["shop_back"]})
+    update = C.UpdateService.of(service, at=2.0, spec=gone)
+    await write_service_bookkeeping(ctx, service, update, "update failure action", raft.term)  # main: raised
+    assert "update failure action for web refused: network 'shop_back' not found" in caplog.text
+    assert store.snapshot().services["s1"].spec.networks == ()

@@ -95,3 +95,27 @@ def test_service_events_carry_the_rollout_state_and_reason() -> None:
     assert event["reason"] == "update failed: 2 of 2 tasks failed"
     same = describe_change(Change("service", "put", "s1", after, after.version), after, state, 9.0)
     assert same is not None and "update_status" not in same
+
+
+def test_an_automatic_rollback_to_a_spec_on_a_removed_network_pauses_and_says_so() -> None:
+    """h52b journey: a stack redeploy moved web off ``shop_back`` and pruned that network while the new
+    image failed; rolling back to the spec on ``shop_back`` was refused by the FSM (network not found),
+    which raised out of the scheduler at every round on main: no task was placed anywhere again. The
+    failure now pauses the update, naming the network, and the pause is a write the FSM takes."""
+    on_back = ServiceSpec.from_dict({**spec("app:1").to_dict(), "networks": ["shop_back"]})
+    state = run(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    state = run(state, C.CreateNetwork(at=1.5, network_id="n1", name="shop_back").encode())
+    state = run(state, C.CreateService(at=2.0, service_id="s1", spec=on_back).encode())
+    moved = C.UpdateService.of(
+        state.services["s1"], at=2.5, spec=spec("app:2"), previous_spec=on_back, rollout=Rollout.update(2.5)
+    )
+    state = run(state, moved.encode())
+    state = run(state, C.RemoveNetwork(at=3.0, name="shop_back").encode())  # the deploy's prune
+    failure = UpdateFailed("s1", "t1", "rollback", "2 of 2 tasks failed within the 2s monitor")
+    ((_, update, action),) = update_failure_updates(state, [failure], 20.0)
+    assert action == "pause" and update.update_paused and update.spec.image == "app:2"
+    assert update.rollout is not None and update.rollout.state == "paused"
+    assert update.rollout.reason.endswith(
+        "(not rolled back: its previous spec's network 'shop_back' no longer exists)"
+    )
+    run(state, update.encode())  # main: the rollback, refused "network 'shop_back' not found"

@@ -70,6 +70,20 @@ def test_behind_nat_lifts_only_the_source_check_and_a_left_node_frees_its_addres
     assert check_joiner(joiner(addr="10.0.0.1"), "10.0.0.1", left)["addr"] == "10.0.0.1"
 
 
+def test_a_wiped_host_whose_old_record_is_down_is_told_to_node_rm_it():
+    """h52b journey: a host whose data dir was wiped joined again from its address; the refusal spoke of
+    NAT (`behind one NAT give each node its own --advertise-*-port`), not of its own old record, down."""
+    down = [Node("a" * 16, "n3", "10.0.0.3", 7947, 7946, status="down")]
+    with pytest.raises(ConfigError) as info:
+        check_joiner(joiner(name="n3", addr="10.0.0.3"), "10.0.0.3", down)
+    assert info.value.field == "--advertise-addr"
+    assert "node n3, which is down" in info.value.message and "`p2porch node rm n3`" in info.value.message
+    assert "NAT" not in info.value.message
+    with pytest.raises(ConfigError) as info:  # a ready node at that address: the NAT hint, as before
+        check_joiner(joiner(addr="10.0.0.1"), "10.0.0.1", LIVE)
+    assert "behind one NAT" in info.value.message
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
