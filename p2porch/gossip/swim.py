@@ -204,15 +204,25 @@ class Swim:
         dispatch = self._dispatch
         by_name = self.table.by_name
         me = self.me
+        held_by = self.queue.held_by
+        probes: list[Message] = []
         for msg in msgs:
-            if type(msg) is Alive:
+            kind = type(msg)
+            if kind is Alive:
                 # fast path: stale news about a known other member (the bulk of gossip traffic)
                 member = by_name.get(msg.node)
-                if member is not None and member is not me and msg.incarnation <= member.incarnation:
-                    continue
-                self._on_alive(now, msg, out)
+                if member is None or member is me or msg.incarnation > member.incarnation:
+                    self._on_alive(now, msg, out)
+            elif kind is Ping or kind is IndirectPing:
+                probes.append(msg)  # answered after the news it carries: the ack's piggyback leaves it out
+                continue
             else:
-                dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
+                dispatch[kind](now, src_addr, msg, out)  # type: ignore[operator]
+                if kind is not Suspect and kind is not Dead:
+                    continue
+            held_by(msg.node, msg, src_addr)  # the sender holds it: none of our transmissions go to it
+        for msg in probes:
+            dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
         return out
 
     def join(self, now: float, seed_addrs: list[str]) -> Output:
@@ -316,7 +326,7 @@ class Swim:
         size = 0
         for m in msgs:
             size += message_size(m)
-        extra, used = self.queue.get(self._budget_bytes - size, self._retransmit_limit())
+        extra, used = self.queue.get(self._budget_bytes - size, self._retransmit_limit(), addr)
         if extra:
             msgs.extend(extra)
         out.packets.append(Packet(addr, msgs, size + used + PACKET_OVERHEAD_BYTES))
@@ -439,11 +449,13 @@ class Swim:
             lambda m: m is not me and (m.state <= SUSPECT or m.state_change_s > dead_cutoff),
         )
         limit = self._retransmit_limit()
+        queue = self.queue
         for target in targets:
-            msgs, used = self.queue.get(self._budget_bytes, limit)
-            if not msgs:
+            msgs, used = queue.get(self._budget_bytes, limit, target.addr)
+            if msgs:  # none: the target holds every message due (or the queue ran dry): no packet
+                out.packets.append(Packet(target.addr, msgs, used + PACKET_OVERHEAD_BYTES))
+            elif not len(queue):
                 return
-            out.packets.append(Packet(target.addr, msgs, used + PACKET_OVERHEAD_BYTES))
 
     def _push_pull_timer(self, now: float, out: Output) -> None:
         cfg = self.config
