@@ -45,6 +45,7 @@ from .messages import (
     retransmit_limit,
 )
 from .suspicion import Suspicion, suspicion_min_timeout_s
+from .suspicion import failure_detection_bound_s as failure_detection_bound_s  # re-exported
 from .swim_output import MemberView as MemberView  # re-exported: callers import them from swim
 from .swim_output import Output as Output
 from .swim_output import PushPullRequest as PushPullRequest
@@ -84,20 +85,6 @@ def push_pull_scale_s(interval_s: float, num_nodes: int) -> float:
         return interval_s
     multiplier = math.ceil(math.log2(num_nodes) - math.log2(_PUSH_PULL_SCALE_THRESHOLD)) + 1
     return interval_s * multiplier
-
-
-def failure_detection_bound_s(config: GossipConfig, num_nodes: int) -> float:
-    """Upper bound on crash -> dead everywhere implied by the config (see docs/gossip.md).
-
-    First probe of the dead node within a fully degraded probe interval, the failed probe's own interval,
-    the unconfirmed (maximum) suspicion timeout, then dissemination of the dead message for one full
-    retransmit budget of gossip rounds.
-    """
-    probe_s = config.probe_interval_s * config.awareness_max_multiplier
-    min_s = suspicion_min_timeout_s(config.suspicion_mult, num_nodes, config.probe_interval_s)
-    max_s = config.suspicion_max_timeout_mult * min_s
-    spread_s = retransmit_limit(config.retransmit_mult, num_nodes) * config.gossip_interval_s
-    return probe_s + config.probe_interval_s + max_s + spread_s
 
 
 class Swim:
@@ -207,20 +194,18 @@ class Swim:
         held_by = self.queue.held_by
         probes: list[Message] = []
         for msg in msgs:
-            kind = type(msg)
-            if kind is Alive:
+            if type(msg) is Alive:
                 # fast path: stale news about a known other member (the bulk of gossip traffic)
                 member = by_name.get(msg.node)
                 if member is None or member is me or msg.incarnation > member.incarnation:
                     self._on_alive(now, msg, out)
-            elif kind is Ping or kind is IndirectPing:
+                held_by(msg.node, msg, src_addr)  # the sender holds it: none of our transmissions go to it
+            elif type(msg) is Ping or type(msg) is IndirectPing:
                 probes.append(msg)  # answered after the news it carries: the ack's piggyback leaves it out
-                continue
             else:
-                dispatch[kind](now, src_addr, msg, out)  # type: ignore[operator]
-                if kind is not Suspect and kind is not Dead:
-                    continue
-            held_by(msg.node, msg, src_addr)  # the sender holds it: none of our transmissions go to it
+                dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
+                if type(msg) is Suspect or type(msg) is Dead:
+                    held_by(msg.node, msg, src_addr)
         for msg in probes:
             dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
         return out
