@@ -64,7 +64,8 @@ class BroadcastQueue:
 
     def get(self, budget_bytes: int, limit: int, peer: str = "") -> tuple[list[Any], int]:
         """Messages fitting ``budget_bytes`` (fewest transmits, newest first) for ``peer``; returns (msgs,
-        bytes used). A message ``peer`` holds is counted as transmitted and left out of ``msgs``."""
+        bytes used). A message ``peer`` holds is counted as transmitted where it would have fitted and left
+        out of ``msgs`` (taking no room: the others can use it)."""
         by_key = self._by_key
         if not by_key:
             return [], 0
@@ -91,17 +92,16 @@ class BroadcastQueue:
                 item = bucket[i]
                 if item.dead:
                     del bucket[i]
-                elif item.holders is not None and peer in item.holders:
-                    taken.append(item)  # counted as sent: ``peer`` would drop it as stale
-                    del bucket[i]
                 elif item.size_bytes <= remaining:
-                    remaining -= item.size_bytes
                     taken.append(item)
-                    sent.append(item.msg)
                     del bucket[i]
                     misfits = 0
-                    if remaining < min_item:
-                        break
+                    if item.holders is None or peer not in item.holders:
+                        remaining -= item.size_bytes
+                        sent.append(item.msg)
+                        if remaining < min_item:
+                            break
+                    # else: counted as sent where it would have fitted (``peer`` would drop it as stale)
                 else:
                     misfits += 1
                     if misfits >= max_misfits:

@@ -24,6 +24,17 @@ def test_queue_leaves_out_what_the_peer_sent_and_counts_it():
     assert len(q) == 0  # x sent 3 times (one of them to b, left out)
 
 
+def test_queue_counts_a_held_message_only_where_it_would_have_fitted():
+    q = BroadcastQueue()
+    q.queue("x", "msg-x", 100)
+    q.held_by("x", "msg-x", "b:1")
+    assert q.get(60, limit=3, peer="b:1") == ([], 0)
+    assert q.transmits("x") == 0  # no room for it: left for the next packet, as before
+    q.queue("y", "msg-y", 80)
+    assert q.get(200, limit=3, peer="b:1") == (["msg-y"], 80)  # x takes no room where it is left out
+    assert q.transmits("x") == 1 and q.transmits("y") == 1
+
+
 def test_queue_marks_only_the_message_queued_under_the_key():
     q = BroadcastQueue()
     q.queue("x", Alive(3, "x", "x:1", {}), 60)
