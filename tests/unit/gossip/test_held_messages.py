@@ -50,10 +50,6 @@ def make(name):
     return Swim(GossipConfig.lan(), name, f"{name}:1", {}, random.Random(1), 0.0)
 
 
-def packets_to(out, addr):
-    return [p.msgs for p in out.packets if p.addr == addr]
-
-
 def test_news_from_a_peer_is_not_gossiped_back_to_it():
     a = make("a")
     a.handle_packet(0.0, "b:1", [Alive(1, "b", "b:1", {})])
