@@ -2,7 +2,10 @@
 
 Owns the messages waiting to be piggybacked: each is sent at most ``retransmit_mult * ceil(log10(N+1))``
 times, the least transmitted (then newest) first, and a newer message about the same node replaces an
-older one. It never decides what to broadcast.
+older one. It also owns which peers are known to hold each queued message (they sent it here): a
+transmission to such a peer is counted as made but not sent, since the peer would drop it as stale, so
+the message spreads over the others exactly as before with fewer bytes, and a packet left with nothing
+in it is not sent at all (issue 19). It never decides what to broadcast.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 
 class _Item:
-    __slots__ = ("bucket", "dead", "key", "msg", "size_bytes")
+    __slots__ = ("bucket", "dead", "holders", "key", "msg", "size_bytes")
 
     def __init__(self, key: str, msg: Any, size_bytes: int) -> None:
         self.key = key
@@ -19,6 +22,7 @@ class _Item:
         self.size_bytes = size_bytes
         self.bucket = 0
         self.dead = False
+        self.holders: set[str] | None = None  # peers known to hold ``msg`` (they sent it here)
 
 
 class BroadcastQueue:
@@ -43,13 +47,25 @@ class BroadcastQueue:
         self._by_key[key] = item
         self._buckets[0].append(item)
 
+    def held_by(self, key: str, msg: Any, peer: str) -> None:
+        """``peer`` sent ``msg`` here: if it is the message queued under ``key``, no transmission of it
+        goes to ``peer`` (each is counted as made: the others receive it as often as before)."""
+        item = self._by_key.get(key)
+        if item is not None and (item.msg is msg or item.msg == msg):
+            if item.holders is None:
+                item.holders = {peer}
+            else:
+                item.holders.add(peer)
+
     def transmits(self, key: str) -> int | None:
         """How often the live message under ``key`` was handed out; None if none is queued."""
         item = self._by_key.get(key)
         return None if item is None else item.bucket
 
-    def get(self, budget_bytes: int, limit: int) -> tuple[list[Any], int]:
-        """Messages fitting ``budget_bytes`` (fewest transmits, newest first); returns (msgs, bytes used)."""
+    def get(self, budget_bytes: int, limit: int, peer: str = "") -> tuple[list[Any], int]:
+        """Messages fitting ``budget_bytes`` (fewest transmits, newest first) for ``peer``; returns (msgs,
+        bytes used). A message ``peer`` holds is counted as transmitted where it would have fitted and left
+        out of ``msgs`` (taking no room: the others can use it)."""
         by_key = self._by_key
         if not by_key:
             return [], 0
@@ -58,6 +74,7 @@ class BroadcastQueue:
         max_misfits = self.MAX_MISFITS
         remaining = budget_bytes
         taken: list[_Item] = []
+        sent: list[Any] = []
         for transmits, bucket in enumerate(buckets):
             if remaining < min_item:
                 break
@@ -76,12 +93,15 @@ class BroadcastQueue:
                 if item.dead:
                     del bucket[i]
                 elif item.size_bytes <= remaining:
-                    remaining -= item.size_bytes
                     taken.append(item)
                     del bucket[i]
                     misfits = 0
-                    if remaining < min_item:
-                        break
+                    if item.holders is None or peer not in item.holders:
+                        remaining -= item.size_bytes
+                        sent.append(item.msg)
+                        if remaining < min_item:
+                            break
+                    # else: counted as sent where it would have fitted (``peer`` would drop it as stale)
                 else:
                     misfits += 1
                     if misfits >= max_misfits:
@@ -96,4 +116,4 @@ class BroadcastQueue:
             if nxt == len(buckets):
                 buckets.append([])
             buckets[nxt].append(item)
-        return [item.msg for item in taken], budget_bytes - remaining
+        return sent, budget_bytes - remaining

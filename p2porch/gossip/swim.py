@@ -45,6 +45,7 @@ from .messages import (
     retransmit_limit,
 )
 from .suspicion import Suspicion, suspicion_min_timeout_s
+from .suspicion import failure_detection_bound_s as failure_detection_bound_s  # re-exported
 from .swim_output import MemberView as MemberView  # re-exported: callers import them from swim
 from .swim_output import Output as Output
 from .swim_output import PushPullRequest as PushPullRequest
@@ -84,20 +85,6 @@ def push_pull_scale_s(interval_s: float, num_nodes: int) -> float:
         return interval_s
     multiplier = math.ceil(math.log2(num_nodes) - math.log2(_PUSH_PULL_SCALE_THRESHOLD)) + 1
     return interval_s * multiplier
-
-
-def failure_detection_bound_s(config: GossipConfig, num_nodes: int) -> float:
-    """Upper bound on crash -> dead everywhere implied by the config (see docs/gossip.md).
-
-    First probe of the dead node within a fully degraded probe interval, the failed probe's own interval,
-    the unconfirmed (maximum) suspicion timeout, then dissemination of the dead message for one full
-    retransmit budget of gossip rounds.
-    """
-    probe_s = config.probe_interval_s * config.awareness_max_multiplier
-    min_s = suspicion_min_timeout_s(config.suspicion_mult, num_nodes, config.probe_interval_s)
-    max_s = config.suspicion_max_timeout_mult * min_s
-    spread_s = retransmit_limit(config.retransmit_mult, num_nodes) * config.gossip_interval_s
-    return probe_s + config.probe_interval_s + max_s + spread_s
 
 
 class Swim:
@@ -204,15 +191,23 @@ class Swim:
         dispatch = self._dispatch
         by_name = self.table.by_name
         me = self.me
+        held_by = self.queue.held_by
+        probes: list[Message] = []
         for msg in msgs:
             if type(msg) is Alive:
                 # fast path: stale news about a known other member (the bulk of gossip traffic)
                 member = by_name.get(msg.node)
-                if member is not None and member is not me and msg.incarnation <= member.incarnation:
-                    continue
-                self._on_alive(now, msg, out)
+                if member is None or member is me or msg.incarnation > member.incarnation:
+                    self._on_alive(now, msg, out)
+                held_by(msg.node, msg, src_addr)  # the sender holds it: none of our transmissions go to it
+            elif type(msg) is Ping or type(msg) is IndirectPing:
+                probes.append(msg)  # answered after the news it carries: the ack's piggyback leaves it out
             else:
                 dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
+                if type(msg) is Suspect or type(msg) is Dead:
+                    held_by(msg.node, msg, src_addr)
+        for msg in probes:
+            dispatch[type(msg)](now, src_addr, msg, out)  # type: ignore[operator]
         return out
 
     def join(self, now: float, seed_addrs: list[str]) -> Output:
@@ -316,7 +311,7 @@ class Swim:
         size = 0
         for m in msgs:
             size += message_size(m)
-        extra, used = self.queue.get(self._budget_bytes - size, self._retransmit_limit())
+        extra, used = self.queue.get(self._budget_bytes - size, self._retransmit_limit(), addr)
         if extra:
             msgs.extend(extra)
         out.packets.append(Packet(addr, msgs, size + used + PACKET_OVERHEAD_BYTES))
@@ -439,11 +434,13 @@ class Swim:
             lambda m: m is not me and (m.state <= SUSPECT or m.state_change_s > dead_cutoff),
         )
         limit = self._retransmit_limit()
+        queue = self.queue
         for target in targets:
-            msgs, used = self.queue.get(self._budget_bytes, limit)
-            if not msgs:
+            msgs, used = queue.get(self._budget_bytes, limit, target.addr)
+            if msgs:  # none: the target holds every message due (or the queue ran dry): no packet
+                out.packets.append(Packet(target.addr, msgs, used + PACKET_OVERHEAD_BYTES))
+            elif not len(queue):
                 return
-            out.packets.append(Packet(target.addr, msgs, used + PACKET_OVERHEAD_BYTES))
 
     def _push_pull_timer(self, now: float, out: Output) -> None:
         cfg = self.config
