@@ -41,14 +41,23 @@ def changed_fields(old: ServiceSpec, new: ServiceSpec) -> tuple[str, ...]:
 
 def updated(service: Service, spec: ServiceSpec, now: float, reason: str = "") -> SpecChange:
     """``service`` updated to ``spec``: the spec it had becomes the rollback point when anything
-    changed; a new rollout (state ``updating``) only when the template changed."""
+    changed; a new rollout (state ``updating``) when the template changed, else a paused one resumed
+    (``resumed``)."""
     fields = changed_fields(service.spec, spec)
+    rollout = resumed(service, now)
     if not fields:
-        return SpecChange(service.spec, service.previous_spec, service.rollout, ())
-    rollout = service.rollout
+        return SpecChange(service.spec, service.previous_spec, rollout, ())
     if spec.template_hash() != service.spec.template_hash():
         rollout = Rollout.update(now, reason)
     return SpecChange(spec, service.spec, rollout, fields)
+
+
+def resumed(service: Service, now: float) -> Rollout | None:
+    """The rollout record an update of ``service`` writes when it changes no template: a paused one
+    restarted at ``now`` (any update resumes it, as Swarm's), else the record as it is."""
+    if not service.update_paused:
+        return service.rollout
+    return Rollout.update(now, "resumed") if service.rollout is None else service.rollout.restarted(now)
 
 
 def rolled_back(service: Service, now: float, reason: str, policy: UpdateConfig | None) -> SpecChange | None:

@@ -63,6 +63,14 @@ class Rollout:
         state = RolloutState.ROLLBACK_PAUSED if self.rollback else RolloutState.PAUSED
         return replace(self, state=state, reason=reason)
 
+    def restarted(self, now: float) -> Rollout:
+        """This paused rollout resumed at ``now``: running again, counting only failures from ``now`` (as
+        swarmkit's UpdateService resets the update status; the old start counted the failures that
+        paused it, which paused it again at once)."""
+        if self.rollback:
+            return replace(self, state=RolloutState.ROLLBACK_STARTED, started_at=now)
+        return replace(self, state=RolloutState.UPDATING, started_at=now, reason="resumed")
+
     def done(self) -> Rollout:
         state = RolloutState.ROLLBACK_COMPLETED if self.rollback else RolloutState.COMPLETED
         return replace(self, state=state)

@@ -149,7 +149,7 @@ def test_an_old_task_given_up_is_left_while_paused_and_replaced_by_the_resumed_r
     gone = stopped(task, reason, at=100.5)
     later = reconcile(paused, [gone], now=1000.0)
     assert later.actions == [] and later.wake_at is None
-    resumed = service(current, Rollout.update(900.0))
+    resumed = service(current, UPDATING.paused("failed").restarted(900.0))  # as an update resumes it
     (new,) = reconcile(resumed, [gone], now=1000.0).actions  # no second stop: its reason stays
     assert (new.reason, new.template_hash) == ("rolling update", current.template_hash())  # type: ignore[union-attr]
 
