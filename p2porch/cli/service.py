@@ -245,6 +245,8 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             print(f"{name} scaled to {int(count)}", flush=True)
         if "already_at" in scaled[-1][1]:  # nothing written (--json: ``already_at``, ``changed: []``)
             print(f"{name}: already at {int(count)} replicas (nothing changed)", file=sys.stderr, flush=True)
+        elif scaled[-1][1].get("changed") == ["resumed"]:  # at its count, a paused update resumed
+            print(f"{scaled[-1][1].get('name') or name}: update resumed", file=sys.stderr, flush=True)
     if wants_json(args):
         print(json.dumps([view for _, view in scaled], indent=2, sort_keys=True))
     for name, view in scaled:  # each in turn, as docker/cli's WaitOnService: one failing stops none

@@ -57,6 +57,8 @@ class Client:
         view = {"id": "0123456789abcdef", "name": "web", "version": 2, "changed": []}
         if body["replicas"] == self.replicas:
             return {**view, "already_at": self.replicas}
+        if path == "/services/paused/scale":
+            return {**view, "name": "paused", "changed": ["resumed"]}
         return {**view, "changed": ["replicas"]}
 
 
@@ -76,3 +78,15 @@ def test_the_cli_says_a_service_is_already_at_its_replicas(
         assert views[0]["already_at"] == 3 and "already_at" not in views[1]
     else:
         assert out.splitlines() == ["web scaled to 3", "api scaled to 2"]  # docker/cli's words kept
+
+
+def test_the_cli_says_a_scale_resumed_a_paused_update(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``service update`` says it (review r52d, 6): the scale to its count resumed a paused update."""
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Client(3))
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: None)
+    assert main(["service", "scale", "-d", "paused=2", "api=2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["paused scaled to 2", "api scaled to 2"]
+    assert err.splitlines() == ["paused: update resumed"]  # main: nothing said
