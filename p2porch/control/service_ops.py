@@ -49,7 +49,7 @@ from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
 from ..scheduler.restart import stopped_unhealthy
-from .fresh_read import redone_on_newer_record
+from .fresh_read import expected_service_version, redone_on_newer_record
 from .secret_ops import Follow, kept_refs, resolve_file_refs
 from .service_names import service_by_swarm_name
 from .spec_merge import updated_spec_dict as updated_spec_dict  # stack_ops takes it from here
@@ -70,18 +70,6 @@ def validate_spec(data: Any, endpoint_given: bool = True) -> ServiceSpec:
     if not isinstance(data, dict):
         raise ConfigError("the service spec must be a JSON object", field="spec")
     return host_network_defaults(ServiceSpec.from_dict(data), endpoint_given)
-
-
-def expected_service_version(value: Any) -> int | None:
-    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"expected_version must be a service version (a positive integer), not {value!r}",
-            field="expected_version",
-        )
-    return value
 
 
 def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task], now: float) -> tuple[int, int]:
@@ -226,32 +214,36 @@ class ServiceOps:
         await self.manager.write(create.encode())
         return self.written_view(service_id, spec.name)
 
-    async def update(self, ref: str, changes: dict[str, Any], follow: Follow = ()) -> dict[str, Any]:
+    async def update(
+        self, ref: str, changes: dict[str, Any], follow: Follow = (), *, whole: bool = False
+    ) -> dict[str, Any]:
         """Merge ``changes`` into the spec (``follow``: kept_refs). With ``expected_version`` (compare-and-
         set) the update is refused with ConflictError unless the service is at that version at its commit.
         Its base is ``base_spec`` (the digest of the spec the caller read) or the spec read here first:
         redone on a newer record, it is refused "update out of sequence" once another write changed the
         spec, never merged into it, unless only the cluster's own work moved it (the autoscaler, a
-        secret roll: model/update_sequence.py). A resend the spec already carries answers ``already``."""
+        secret roll: model/update_sequence.py). A resend the spec already carries answers ``already``.
+        ``whole`` (a stack deploy): ``changes`` replaces the spec (spec_merge.updated_spec_dict)."""
         read = self.find(ref)
         bases = {"base_spec": spec_digest(read.spec.to_dict()), "base_previous": previous_digest(read)}
         return await self._update(
-            ref, {**bases, **changes}, follow, None if "base_spec" in changes else read.version
+            ref, {**bases, **changes}, follow, None if "base_spec" in changes else read.version, whole
         )
 
     def _merged(
-        self, current: ServiceSpec, changes: dict[str, Any], follow: Follow, force: bool
+        self, current: ServiceSpec, changes: dict[str, Any], follow: Follow, force: bool, whole: bool
     ) -> ServiceSpec:
-        """``changes`` merged into ``current``, validated, its references and ports resolved."""
+        """``changes`` merged into ``current`` (``whole``: replacing it), validated, its references and
+        ports resolved."""
         given = "endpoint_mode" in changes or on_host_network(current.networks)  # else dnsrr on host
-        checked = self.check_ports(validate_spec(updated_spec_dict(current, changes), given))
+        checked = self.check_ports(validate_spec(updated_spec_dict(current, changes, whole), given))
         spec = resolve_file_refs(self._state(), checked, kept=kept_refs(current, changes, follow))
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=current.force_update + 1)
         return spec
 
     def _written_already(
-        self, service: Service, base: str, update: tuple[dict[str, Any], Follow, bool]
+        self, service: Service, base: str, update: tuple[dict[str, Any], Follow, bool, bool]
     ) -> bool:
         """Whether the service's last write is this update at ``base`` (a retry whose first send committed;
         before validating: a --secret-add sent again would name its target twice)."""
@@ -265,7 +257,7 @@ class ServiceOps:
 
     @redone_on_newer_record("service_version")
     async def _update(
-        self, ref: str, changes: dict[str, Any], follow: Follow, read_at: int | None
+        self, ref: str, changes: dict[str, Any], follow: Follow, read_at: int | None, whole: bool = False
     ) -> dict[str, Any]:
         """``read_at``: the record version the base was read at; None: a resend (the caller's base)."""
         changes = dict(changes)
@@ -287,14 +279,14 @@ class ServiceOps:
         previous = None if previous is None else base_digest(previous, "base_previous")
         current = spec_digest(service.spec.to_dict())
         already = {"already": True} if read_at is None else {}  # its first send committed (a resend)
-        if current != base and self._written_already(service, base, (changes, follow, force)):
+        if current != base and self._written_already(service, base, (changes, follow, force, whole)):
             return {**self.view(service), "changed": [], **already}
         if current != base and moved_by_the_cluster(service, base, previous, read_at):
             base = current  # only the autoscaler or a secret roll moved it: merged into that spec
         elif previous is not None and previous != previous_digest(service):
             base = ""  # the spec left its base and came back (a rollback since it was read): not written
         changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
-        spec = self._merged(service.spec, changes, follow, force)
+        spec = self._merged(service.spec, changes, follow, force, whole)
         check_spec(spec, service.spec)  # only what the update makes worse
         check_off_checks(spec, service.spec)
         check_spec_size(spec)

@@ -5,6 +5,11 @@ its unit replacing the stored spelling, networks and file references edited as a
 A health check turned off (test ``NONE``) replaces the whole ``health`` section, as docker/cli's
 ``--no-healthcheck`` replaces the Healthcheck with ``{Test: ["NONE"]}``. Validating the result is the
 caller's.
+
+A stack deploy (``whole``) sends the whole spec, as ``docker stack deploy`` sends the whole ServiceSpec:
+it replaces the spec, sections included, so a setting the file no longer has goes (merged key by key, a
+``read_only`` or a ``start_interval`` removed from the file stayed, and the service read "updated" at
+every redeploy after). Only what the cluster owns is kept (:data:`CLUSTER_KEPT`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from ..model.health_rules import turns_the_check_off
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes
 
-__all__ = ["merge_spec", "updated_spec_dict"]
+__all__ = ["CLUSTER_KEPT", "merge_spec", "updated_spec_dict"]
+
+#: what a whole-spec replace keeps of the stored spec: ``--force``'s counter (a file has none; the versions
+#: of unpinned secret/config references are kept by ``resolve_file_refs``, not by the merge)
+CLUSTER_KEPT = ("force_update",)
 
 #: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
 _UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
@@ -65,8 +74,12 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
+def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any], whole: bool = False) -> dict[str, Any]:
     """The spec an update of ``current`` by ``changes`` validates: ``changes`` merged in
-    (:func:`merge_spec`), its networks and file references as the update takes them."""
+    (:func:`merge_spec`), its networks and file references as the update takes them. ``whole`` (a stack
+    deploy): ``changes`` is the whole spec, only :data:`CLUSTER_KEPT` taken from ``current``."""
     spec = current.to_dict()
-    return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
+    changes = network_changes(spec, file_ref_changes(spec, changes))
+    if whole:
+        return merge_spec({k: spec[k] for k in CLUSTER_KEPT if k in spec}, changes)
+    return merge_spec(spec, changes)

@@ -279,7 +279,7 @@ class StackOps:
             with refusal_named(service.short_name):
                 check_update_allowed(record.name, record.spec, stored)
                 # the size as the update stores it: merged into the current spec, references resolved
-                merged = validate_spec(updated_spec_dict(record.spec, dict(service.spec)))
+                merged = validate_spec(updated_spec_dict(record.spec, dict(service.spec), whole=True))
                 updated = resolve_file_refs(state, merged, creating, kept=kept)
             check_spec_size(updated, f"services.{service.short_name}")
             with refusal_named(service.short_name):
@@ -436,7 +436,10 @@ class StackOps:
             if action == CREATED:
                 view = await self.services.create(dict(specs[step["name"]].spec))
             elif action == UPDATED:
-                view = await self.services.update(step["id"], dict(specs[step["name"]].spec), follow)
+                # the whole spec, as docker stack deploy's: what the file no longer sets goes
+                view = await self.services.update(
+                    step["id"], dict(specs[step["name"]].spec), follow, whole=True
+                )
             elif action == REMOVED:
                 await self.services.remove(step["id"])
                 results.append({**step, "version": None})
