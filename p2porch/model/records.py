@@ -388,7 +388,9 @@ class Service:
         return {
             "service_id": self.service_id,
             "name": self.name,
-            "spec": self.invalid_spec if self.invalid else self.spec.to_dict(),
+            # the form a Raft command carries (from_dict fills the defaults): a node restored from a snapshot
+            # holds a spec it cannot read as the nodes that replayed the log do (update_sequence.user_version)
+            "spec": self.invalid_spec if self.invalid else self.spec.to_sparse_dict(),
             **({"invalid": self.invalid} if self.invalid else {}),
             "version": self.version,
             "update_paused": self.update_paused,
