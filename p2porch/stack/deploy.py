@@ -266,19 +266,23 @@ _HEALTH_RENAMES = {"cmd": "test"}
 def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given). A check
     that is off (``disable: true``, test ``NONE``) is ``{cmd: [NONE]}`` alone: Compose and the engine
-    ignore an interval given with it, and p2porch refuses one on a check that is off."""
+    ignore an interval given with it, and p2porch refuses one on a check that is off; its settings are
+    still checked (``interval: banana`` is refused, as compose-go refuses it)."""
     conf = mapping(value, path, keys.HEALTH_KEYS)
-    if boolean(conf.get("disable", False), f"{path}.disable") or turns_the_check_off(conf):
-        return HealthSpec(test=("NONE",)).to_dict()  # its settings never run: dropped, as Compose's
-    if "test" not in conf:
+    off = boolean(conf.get("disable", False), f"{path}.disable") or turns_the_check_off(conf)
+    if "test" not in conf and not off:
         warn("healthcheck without test", "the image's HEALTHCHECK is used, with its own timings")
         return None
-    test = conf["test"]
-    if isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+    test = conf.get("test")  # with ``disable: true``, whatever it is: not run
+    if not off and isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
         raise err(f"{path}.test", "a list must start with CMD, CMD-SHELL or NONE")
     data = {k: v for k, v in conf.items() if k != "disable" and not k.startswith("x-")}
     data = durations(data, path, ("interval", "timeout", "start_period", "start_interval"))
     if data.get("retries") in (0, "0"):  # the engine reads 0 as "the default" (3), so does Compose
-        warn("healthcheck retries: 0", "0 means the engine's default, 3 retries")
+        if not off:
+            warn("healthcheck retries: 0", "0 means the engine's default, 3 retries")
         del data["retries"]
+    if off:  # checked as given, then its settings dropped: they never run, as Compose's
+        _nested(lambda: HealthSpec.from_dict({**data, "test": ["NONE"]}, prefix=path), path, _HEALTH_RENAMES)
+        return HealthSpec(test=("NONE",)).to_dict()
     return _nested(lambda: HealthSpec.from_dict(data, prefix=path), path, _HEALTH_RENAMES)

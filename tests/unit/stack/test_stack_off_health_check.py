@@ -93,3 +93,30 @@ def test_a_resolved_spec_with_an_off_check_tuned_is_refused_by_the_plan_before_a
             attempt(definition)
         assert refused.value.field == "services.web.health.interval"
     assert manager.writes == writes  # main: shop-api created
+
+
+@pytest.mark.parametrize(
+    "check,field",
+    [
+        ('{test: ["NONE"], interval: banana}', "interval"),
+        ("{test: NONE, start_interval: soon}", "start_interval"),
+        ("{disable: true, timeout: 1fortnight}", "timeout"),
+        ("{disable: true, retries: x}", "retries"),
+        ('{test: ["NONE"], retries: -1}', "retries"),
+    ],
+)
+def test_a_file_check_off_has_its_settings_checked_before_they_are_dropped(check: str, field: str) -> None:
+    """The settings of a check that is off are dropped (review r52a, 2) but still checked (review r52d,
+    4): main dropped them unread, ``interval: banana`` deployed. compose-go refuses such a file."""
+    text = f"services:\n  web:\n    image: p2porch/busybox:1\n    healthcheck: {check}\n"
+    with pytest.raises(ConfigError) as refused:
+        load_stack("shop", text, lambda path: "")
+    assert refused.value.field == f"services.web.healthcheck.{field}"
+
+
+def test_a_file_check_off_with_valid_settings_or_retries_0_is_the_check_alone() -> None:
+    text = (
+        "services:\n  web:\n    image: p2porch/busybox:1\n"
+        "    healthcheck: {disable: true, test: [CMD, x], interval: 2s, retries: 0}\n"
+    )
+    assert load_stack("shop", text, lambda path: "").by_name()["shop-web"].spec["health"] == OFF.to_dict()
