@@ -45,12 +45,17 @@ MAX_STACK_SERVICES = 1000
 
 @contextmanager
 def refusal_named(short: str) -> Iterator[None]:
-    """A refusal of one of the stack's services named by its Compose key (``services.web.secrets``),
-    as the CLI shows it (in the file it read)."""
+    """A refusal of one of the stack's services named by its Compose key (``services.web.secrets``,
+    ``health.interval`` as ``services.web.healthcheck.interval``), as the CLI shows it (in the file it
+    read); a spec field with no Compose key of its own is named under the service as it is."""
     try:
         yield
     except (ConfigError, NotFoundError, ConflictError, NotAllowedError) as exc:
-        where = f"services.{short}" + (f".{exc.field}" if exc.field else "")
+        from ..stack.service import compose_field  # the Compose model: loaded on a refusal only
+
+        where = compose_field(f"services.{short}", exc.field)
+        if exc.field and where == f"services.{short}":
+            where += f".{exc.field}"
         raise type(exc)(f"services.{short}: {exc.message}", field=where) from exc
 
 

@@ -57,7 +57,7 @@ async def test_stack_deploy_refuses_it_before_any_write(manager: MemoryManager) 
     swapped = COMPOSE + "    memswap_limit: 128M\n  api: {image: p2porch/busybox:latest}\n"
     with pytest.raises(NotAllowedError) as exc:
         await ops.apply(load_stack("shop", swapped, lambda path: ""))
-    assert exc.value.field == "services.web.container.memswap_limit" and "n2" in exc.value.message
+    assert exc.value.field == "services.web.memswap_limit" and "n2" in exc.value.message
     assert manager.commands == commands  # nor the api service created
     new_service = COMPOSE + "  api: {image: p2porch/busybox:latest, memswap_limit: 128M, mem_limit: 64M}\n"
     with pytest.raises(NotAllowedError, match="services.api: container.memswap_limit"):

@@ -160,7 +160,7 @@ async def test_a_mode_change_is_refused_naming_the_service_and_nothing_is_writte
     before = (manager.state.version, list(manager.commands))
     with pytest.raises(NotAllowedError) as info:
         ops.dry_run(definition(changed), objects=[TOKEN])
-    assert info.value.field == "services.web.mode"
+    assert info.value.field == "services.web.deploy.mode"  # the Compose key (review r52d, 5)
     assert info.value.message.startswith("services.web: service mode change is not allowed: service shop-web")
     with pytest.raises(NotAllowedError) as deployed:  # the deploy: the same refusal, before any write
         await ops.apply(definition(changed))
@@ -209,6 +209,6 @@ async def test_a_global_service_given_other_replicas_is_refused_before_anything_
     before = (manager.state.version, list(manager.commands))
     with pytest.raises(NotAllowedError) as info:
         await ops.apply(definition(text + "      replicas: 3\n"))
-    assert info.value.field == "services.agent.replicas"
+    assert info.value.field == "services.agent.deploy.replicas"  # the Compose key (review r52d, 5)
     assert "replicas can only be used with replicated or replicated-job mode" in info.value.message
     assert (manager.state.version, manager.commands) == before

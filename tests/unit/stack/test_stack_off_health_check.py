@@ -91,7 +91,7 @@ def test_a_resolved_spec_with_an_off_check_tuned_is_refused_by_the_plan_before_a
     for attempt in (ops.dry_run, lambda d: trio.run(ops.apply, d)):
         with pytest.raises(ConfigError) as refused:
             attempt(definition)
-        assert refused.value.field == "services.web.health.interval"
+        assert refused.value.field == "services.web.healthcheck.interval"  # main: health.interval
     assert manager.writes == writes  # main: shop-api created
 
 
@@ -120,3 +120,15 @@ def test_a_file_check_off_with_valid_settings_or_retries_0_is_the_check_alone() 
         "    healthcheck: {disable: true, test: [CMD, x], interval: 2s, retries: 0}\n"
     )
     assert load_stack("shop", text, lambda path: "").by_name()["shop-web"].spec["health"] == OFF.to_dict()
+
+
+def test_a_sidecar_check_off_tuned_is_refused_naming_its_compose_key() -> None:
+    """A deploy body whose sidecar carries a tuned check that is off: the refusal names the Compose key
+    (``x-p2porch-sidecars[0]``), not the spec's (review r52d, 5: main said ``services.web.sidecars[0]``)."""
+    ops, manager = stack_ops()
+    sidecar = {"name": "probe", "image": "p2porch/busybox:1", "health": {"test": ["NONE"], "timeout": "2s"}}
+    web = StackService("web", {**body_spec({"test": ["CMD", "true"]}), "sidecars": [sidecar]})
+    with pytest.raises(ConfigError) as refused:
+        ops.dry_run(StackDefinition("shop", (web,)))
+    assert refused.value.field == "services.web.x-p2porch-sidecars[0].health.timeout"
+    assert manager.writes == 0
