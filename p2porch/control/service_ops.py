@@ -28,7 +28,7 @@ from ..membership.join_checks import (
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
-from ..model.health_rules import check_off_checks
+from ..model.health_rules import check_off_checks, off_check_kept
 from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.netrefs import host_network_defaults, on_host_network
@@ -240,7 +240,7 @@ class ServiceOps:
         spec = resolve_file_refs(self._state(), checked, kept=kept_refs(current, changes, follow))
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=current.force_update + 1)
-        return spec
+        return off_check_kept(current, spec) if whole else spec
 
     def _written_already(
         self, service: Service, base: str, update: tuple[dict[str, Any], Follow, bool, bool]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
-from ..model.health_rules import check_off_checks
+from ..model.health_rules import check_off_checks, off_check_kept
 from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
@@ -283,9 +283,9 @@ class StackOps:
                 )
             with refusal_named(service.short_name):
                 check_update_allowed(record.name, record.spec, stored)
-                # the size as the update stores it: merged into the current spec, references resolved
+                # the size as the update stores it: the file's whole spec, references resolved
                 merged = validate_spec(updated_spec_dict(record.spec, dict(service.spec), whole=True))
-                updated = resolve_file_refs(state, merged, creating, kept=kept)
+                updated = off_check_kept(record.spec, resolve_file_refs(state, merged, creating, kept=kept))
             check_spec_size(updated, f"services.{service.short_name}")
             with refusal_named(service.short_name):
                 check_off_checks(updated, record.spec)  # as the update checks the merged spec
@@ -293,6 +293,7 @@ class StackOps:
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change
             stored = dataclasses.replace(stored, force_update=record.spec.force_update)
+            stored = off_check_kept(record.spec, stored)  # as the update keeps it (health_rules.py)
             fields = changed_fields(record.spec, stored)
             step: dict[str, Any] = {
                 "name": service.name,

@@ -9,12 +9,14 @@ a check off replaces it whole (:func:`turns_the_check_off`; control/spec_merge.p
 ``--no-healthcheck`` does, so the settings of the check it ends are never kept. A Compose file's
 ``healthcheck`` with test ``NONE`` and settings is taken, its settings dropped (stack/deploy.py), as
 Compose and the engine ignore them; a stack deploy's resolved specs are checked by its plan, before
-its first write. Owns the rule only.
+its first write (a redeploy keeps a check stored off with settings: :func:`off_check_kept`). Owns the
+rule only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .container import HealthSpec
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEALTH_SETTINGS",
     "check_off_checks",
+    "off_check_kept",
     "refuse_settings_of_an_off_check",
     "settings_of_an_off_check",
     "turns_the_check_off",
@@ -62,6 +65,16 @@ def settings_of_an_off_check(health: HealthSpec | None) -> list[str]:
     if health is None or not health.disabled:
         return []
     return [name for key, name in HEALTH_SETTINGS.items() if getattr(health, key) != getattr(_OFF, key)]
+
+
+def off_check_kept(before: ServiceSpec, after: ServiceSpec) -> ServiceSpec:
+    """``after`` with ``before``'s health check when both are off: a stack redeploy (a whole spec) of a
+    service stored with settings on its check that is off (before the rule) leaves it as it is, where
+    dropping settings that never run rolled every task once though the file had not changed."""
+    old, new = before.health, after.health
+    if old is not None and new is not None and old.disabled and new.disabled:
+        return replace(after, health=old)
+    return after
 
 
 def refuse_settings_of_an_off_check(

@@ -8,6 +8,7 @@ refused by the plan, before any write."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps
 from p2porch.errors import ConfigError
 from p2porch.model.container import HealthSpec
+from p2porch.raft import commands as C
 from p2porch.stack import load_stack
 from p2porch.stack.compose import StackDefinition, StackService
 from p2porch.stack.names import stack_labels
@@ -132,3 +134,26 @@ def test_a_sidecar_check_off_tuned_is_refused_naming_its_compose_key() -> None:
         ops.dry_run(StackDefinition("shop", (web,)))
     assert refused.value.field == "services.web.x-p2porch-sidecars[0].health.timeout"
     assert manager.writes == 0
+
+
+@pytest.mark.parametrize("other", [False, True], ids=["same-file", "a-service-label-changed"])
+def test_a_check_stored_off_with_settings_is_left_by_a_redeploy(other: bool) -> None:
+    """A service an earlier release stored with ``{cmd: [NONE], interval_s: 5}`` (before the rule): its
+    file's check is ``{cmd: [NONE]}`` alone, so the redeploy replaced it, changed the template and rolled
+    every task once though the file had not changed (review r52d, 7). The settings never run: kept."""
+    ops, manager = stack_ops()
+    text = "services:\n  web:\n    image: p2porch/busybox:1\n    healthcheck: {disable: true}\n"
+    trio.run(ops.apply, load_stack("shop", text, lambda path: ""))
+    service = ops.services.find("shop-web")
+    tuned = dataclasses.replace(service.spec, health=HealthSpec(("NONE",), interval_s=5.0))
+    trio.run(manager.write, C.UpdateService.of(service, at=1.0, spec=tuned).encode())  # as stored then
+    template = ops.services.find("shop-web").spec.template_hash()
+    if other:
+        text += "    deploy: {labels: {team: shop}}\n"
+    definition = load_stack("shop", text, lambda path: "")
+    planned, done = ops.dry_run(definition)["services"], trio.run(ops.apply, definition)["services"]
+    want = [{"updated": ["service_labels"]}] if other else [{"unchanged": None}]
+    assert [{s["action"]: s.get("fields")} for s in planned] == want  # main: ['health'] too
+    assert [{s["action"]: s.get("fields")} for s in done] == want
+    after = ops.services.find("shop-web")
+    assert after.spec.health == tuned.health and after.spec.template_hash() == template  # no task rolls
