@@ -18,6 +18,7 @@ import pytest
 from p2porch.control.service_ops import ServiceOps
 from p2porch.leader.scheduling import update_failure_updates
 from p2porch.model import Node, Rollout, Task
+from p2porch.model.rollout import RolloutState
 from p2porch.raft import commands as C
 from p2porch.scheduler import Orchestrator, UpdateFailed
 from p2porch.testing.memstore import MemoryManager
@@ -32,13 +33,11 @@ SPEC = {
 
 
 class Clock:
-    def __init__(self, at: float) -> None:
-        self.at = at
+    """The wall clock the test moves (``at``); ServiceOps reads ``now`` only."""
+
+    at = 1.0
 
     def now(self) -> float:
-        return self.at
-
-    def monotonic(self) -> float:
         return self.at
 
 
@@ -51,7 +50,7 @@ def failures(manager: MemoryManager, tasks: list[Task], now: float) -> list[Upda
 
 async def paused_service() -> tuple[MemoryManager, ServiceOps, Clock, list[Task]]:
     """web updated to busybox:2 at 10.0, one new task failed at 25.0 (within monitor): paused."""
-    manager, clock = MemoryManager(), Clock(1.0)
+    manager, clock = MemoryManager(), Clock()
     ops = ServiceOps(manager, logs=None, clock=clock)  # type: ignore[arg-type]
     await ops.create(dict(SPEC))
     clock.at = 10.0
@@ -102,4 +101,4 @@ async def test_a_resumed_rollback_stays_a_rollback_with_its_policy() -> None:
     clock.at = 300.0
     await ops.scale("web", 2)
     after = ops.find("web").rollout
-    assert after == replace(rollout, state="rollback_started", started_at=300.0)
+    assert after == replace(rollout, state=RolloutState.ROLLBACK_STARTED, started_at=300.0)
