@@ -306,20 +306,21 @@ class ServiceOps:
                 "ignored": skip,
                 **(already if base != current else {}),
             }
+        job = updated_job(service, change.spec, now, force=force)
         update = C.UpdateService.of(
             service,
             at=now,
             spec=change.spec,
             previous_spec=change.previous_spec,
             update_paused=False,
-            job=updated_job(service, change.spec, now, force=force),
+            job=job,
             rollout=change.rollout,
         )
         with outcome_unknown_at(base, previous_digest(service)):  # a retry sends these (cli/sent_again.py)
             await self.manager.write(update.encode())
         fields = list(change.fields)
-        if force and spec.is_job:  # the spec is the same, but a new execution was written
-            fields.append("execution")
+        if spec.is_job and job.iteration > service.job_iteration:  # --force, or any change of a plain job
+            fields.append("execution")  # a new execution was written (scale and --env-add run it again)
         elif not fields:  # the spec is the same, but the paused update was resumed
             fields.append("resumed")
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
