@@ -448,7 +448,9 @@ class ServiceOps:
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "failing": failing_view(service, tasks, running, desired),
             "update_paused": service.update_paused,
-            "update_status": None if service.rollout is None else service.rollout.status(),
+            "update_status": None
+            if service.rollout is None or service.spec.is_job
+            else service.rollout.status(),
             "rebalance": (
                 "requested" if service.rebalance_requested else ("auto" if service.spec.rebalance else "off")
             ),

@@ -152,6 +152,17 @@ async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_t
     assert scaled["job"]["iteration"] == 4 and "execution" in scaled["changed"]
 
 
+async def test_a_jobs_template_change_is_no_rollout_left_updating(ops, manager):
+    """h52a: ``service update --env-add X=1 batch`` wrote a rollout (``updating``) no one completes (jobs
+    are not rolled: the change starts an execution), so ``service inspect`` and the web UI said
+    ``updating`` for ever; a job's change writes none, and a record already stuck shows none."""
+    created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job"})
+    updated = await ops.update("j", {"env": {"X": "1"}})
+    assert updated["changed"] == ["env", "execution"]
+    assert manager.state.services[created["id"]].rollout is None
+    assert updated["update_status"] is None
+
+
 async def test_cron_job_waits_for_its_tick_and_only_force_starts_an_execution(ops, manager):
     ops.clock = _FixedClock(1_767_225_605.0)
     created = await ops.create(
