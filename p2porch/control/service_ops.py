@@ -319,7 +319,7 @@ class ServiceOps:
         with outcome_unknown_at(base, previous_digest(service)):  # a retry sends these (cli/sent_again.py)
             await self.manager.write(update.encode())
         fields = list(change.fields)
-        if spec.is_job and job.iteration > service.job_iteration:  # --force, or any change of a plain job
+        if spec.is_job and (job.iteration or 0) > service.job_iteration:  # --force, any change of a plain job
             fields.append("execution")  # a new execution was written (scale and --env-add run it again)
         elif not fields:  # the spec is the same, but the paused update was resumed
             fields.append("resumed")
