@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -42,6 +43,17 @@ def cluster():
 def _ok(done: subprocess.CompletedProcess[bytes]) -> tuple[str, str]:
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode(), done.stderr.decode()
+
+
+def _remote(workdir, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``p2porch ARGS`` on the host (no node) over TLS to n2, with the read token and CA in ``workdir``."""
+    tls = ("--tls-ca", str(workdir / "ca.pem"), "--token-file", str(workdir / "viewer.token"))
+    return subprocess.run(
+        [sys.executable, "-m", "p2porch", "--host", f"tcp://10.95.45.2:{PORT}", *tls, *args],
+        capture_output=True,
+        env={**os.environ, "P2PORCH_CONFIG_DIR": str(workdir / "cfg")},
+        timeout=60,
+    )
 
 
 def _completed(node, name: str, count: int) -> bool:
@@ -93,63 +105,16 @@ def test_a_job_run_again_by_scale_or_update_says_so_and_shows_its_desired_state(
         ca, _ = _ok(cli(sb, "n1", "cluster", "ca"))
         (tmp_path / "ca.pem").write_text(ca)
         (tmp_path / "viewer.token").write_text(token.strip())
-        remote = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "p2porch",
-                "--host",
-                f"tcp://10.95.45.2:{PORT}",
-                "--tls-ca",
-                str(tmp_path / "ca.pem"),
-                "--token-file",
-                str(tmp_path / "viewer.token"),
-                "service",
-                "ls",
-                "--format",
-                "{{.Name}} {{.Replicas}}",
-            ],  # fmt: skip
-            capture_output=True,
-            env={**os.environ, "P2PORCH_CONFIG_DIR": str(tmp_path / "cfg")},
-            timeout=60,
-        )
-        listed, _ = _ok(remote)
+        listed, _ = _ok(_remote(tmp_path, "service", "ls", "--format", "{{.Name}} {{.Replicas}}"))
         assert "batch 0/3 (3/3 completed)" in listed, listed
-        refused = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "p2porch",
-                "--host",
-                f"tcp://10.95.45.2:{PORT}",
-                "--tls-ca",
-                str(tmp_path / "ca.pem"),
-                "--token-file",
-                str(tmp_path / "viewer.token"),
-                "service",
-                "scale",
-                "batch=1",
-            ],  # fmt: skip
-            capture_output=True,
-            env={**os.environ, "P2PORCH_CONFIG_DIR": str(tmp_path / "cfg")},
-            timeout=60,
-        )
+        refused = _remote(tmp_path, "service", "scale", "batch=1")
         assert refused.returncode == 1 and b"needs the operate role" in refused.stderr, refused.stderr
 
 
 def test_a_task_at_its_whole_limit_doubles_at_a_50_percent_target(cluster):
     sb, nodes = cluster
     burn = ("sh", "-c", "while :; do :; done")
-    policy = (
-        "--autoscale-min",
-        "1",
-        "--autoscale-max",
-        "3",
-        "--cpu-percent",
-        "50",
-        "--scale-down-delay",
-        "1h",
-    )
+    policy = shlex.split("--autoscale-min 1 --autoscale-max 3 --cpu-percent 50 --scale-down-delay 1h")
     with kit.service(sb, nodes, "burn", *FAST_STOP, "--limit-cpu", "0.2", *policy, IMAGE, *burn):
 
         def first_step() -> dict | None:
