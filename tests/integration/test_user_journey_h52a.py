@@ -116,18 +116,30 @@ def test_a_task_at_its_whole_limit_doubles_at_a_50_percent_target(cluster):
     burn = ("sh", "-c", "while :; do :; done")
     policy = shlex.split("--autoscale-min 1 --autoscale-max 3 --cpu-percent 50 --scale-down-delay 1h")
     with kit.service(sb, nodes, "burn", *FAST_STOP, "--limit-cpu", "0.2", *policy, IMAGE, *burn):
+        try:
 
-        def first_step() -> dict | None:
-            events = cli(
-                sb, "n1", "events", "--since", "10m", "--until", "0s", "--filter", "service=burn", "--json"
-            )
-            steps = [
-                e
-                for e in map(json.loads, events.stdout.decode().splitlines())
-                if e.get("action") == "autoscaled"
-            ]
-            return steps[0] if steps else None
+            def first_step() -> dict | None:
+                events = cli(
+                    sb,
+                    "n1",
+                    "events",
+                    "--since",
+                    "10m",
+                    "--until",
+                    "0s",
+                    "--filter",
+                    "service=burn",
+                    "--json",
+                )
+                steps = [
+                    e
+                    for e in map(json.loads, events.stdout.decode().splitlines())
+                    if e.get("action") == "autoscaled"
+                ]
+                return steps[0] if steps else None
 
-        step = wait_for(first_step, 90, "burn's first autoscale step", 1, (SandboxError, ValueError))
-        assert (step["from"], step["to"]) == (1, 2), step  # main: 1 -> 3 when the window read 100.02 %
-        assert "cpu 100 % of limit" in step["reason"], step
+            step = wait_for(first_step, 90, "burn's first autoscale step", 1, (SandboxError, ValueError))
+            assert (step["from"], step["to"]) == (1, 2), step  # main: 1 -> 3 when the window read 100.02 %
+            assert "cpu 100 % of limit" in step["reason"], step
+        finally:  # the autoscaler would put a scale to 0 (the removal's first step) back to min 1
+            cli(sb, "n1", "service", "autoscale", "burn", "--off")
