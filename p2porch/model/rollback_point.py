@@ -41,12 +41,14 @@ def changed_fields(old: ServiceSpec, new: ServiceSpec) -> tuple[str, ...]:
 
 def updated(service: Service, spec: ServiceSpec, now: float, reason: str = "") -> SpecChange:
     """``service`` updated to ``spec``: the spec it had becomes the rollback point when anything
-    changed; a new rollout (state ``updating``) only when the template changed."""
+    changed; a new rollout (state ``updating``) only when the template changed, and never for a job (a
+    job is not rolled: its change starts a new execution; a rollout no one completes said ``updating``
+    for ever)."""
     fields = changed_fields(service.spec, spec)
     if not fields:
         return SpecChange(service.spec, service.previous_spec, service.rollout, ())
     rollout = service.rollout
-    if spec.template_hash() != service.spec.template_hash():
+    if spec.template_hash() != service.spec.template_hash() and not spec.is_job:
         rollout = Rollout.update(now, reason)
     return SpecChange(spec, service.spec, rollout, fields)
 
