@@ -146,7 +146,7 @@ def test_down_leaves_nothing_behind():
 
 def test_down_after_its_dockerd_was_killed_leaves_no_process_of_its_containers():
     """kill -9 of a host's dockerd with running containers (a crash test, scripts/demo.sh), then `down`:
-    no process of the host's namespace or of a container's (each has its own) is left. On main the
+    no process of the host's namespace or of a container's (each has its own) is left. Before h52 the
     containers' processes outlived their shims, parented to init: nothing removed the containers."""
     sb = Sandbox("p52k", subnet="10.95.49.0/24", start_daemons=False)
     try:
