@@ -215,8 +215,8 @@ def test_a_null_environment_in_one_file_is_refused(key: str) -> None:
 
 
 def test_a_null_scalar_in_a_later_file_keeps_the_earlier_value() -> None:
-    """compose-go's mergeYaml returns the base for a null override; session 52 refused ``restart:``
-    ("expected a string or number, got nothing") and dropped ``stop_signal:``."""
+    """compose-go's mergeYaml returns the base for a null override; before, ``restart:`` and ``image:``
+    were refused ("expected a string or number, got nothing") and ``stop_signal`` was dropped."""
     base = "services:\n  web:\n    image: x\n    restart: always\n    stop_signal: SIGINT\n"
     over = "services:\n  web:\n    restart:\n    stop_signal:\n    image:\n"
     files = [ComposeFile("base.yml", base, "/p"), ComposeFile("over.yml", over, "/p")]
