@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,8 +37,6 @@ class AllAlive:
     """What the loop reads from gossip: every node alive."""
 
     def members(self) -> dict[str, Any]:
-        from types import SimpleNamespace
-
         return {n: SimpleNamespace(state="alive", incarnation=1, meta={}) for n in ("n1", "n2")}
 
 
@@ -48,7 +47,7 @@ def node(node_id: str) -> Node:
         f"10.0.0.{node_id[-1]}",
         7947,
         7946,
-        role="voter",
+        role=NodeRole.VOTER,
         cpu_nanos=4 * 10**9,
         memory_bytes=8 << 30,
     )
