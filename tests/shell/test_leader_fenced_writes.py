@@ -9,12 +9,13 @@ from dataclasses import replace
 import pytest
 
 from p2porch.clock import TrioClock
-from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.context import MemberContext
 from p2porch.errors import ConflictError
 from p2porch.leader.epoch import write_as_leader
 from p2porch.model import Node, NodeRole
 from p2porch.raft import commands as C
 from p2porch.raft.status import RaftStatus
+from p2porch.testing.leader_context import leader_context
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 ME, OTHER = "10.0.0.1:7947", "10.0.0.2:7947"
@@ -30,18 +31,7 @@ class FrozenView(MemoryStore):
 
 
 def context(store: MemoryStore) -> MemberContext:
-    async def ask_member(host: str) -> None:
-        return None
-
-    return MemberContext(
-        store=store,
-        voter_control=store,
-        local=LocalNode("n1", "n1", "10.0.0.1", ME, "voter", 0, b"k" * 32),
-        board=LocalBoard(),
-        clock=TrioClock(1_800_000_000.0),
-        commit_timeout_s=5.0,
-        ask_member=ask_member,
-    )
+    return leader_context(store, TrioClock(1_800_000_000.0))
 
 
 async def cluster_of_one_node(raft: MemoryRaft, store: MemoryStore) -> None:

@@ -13,7 +13,6 @@ import logging
 import random
 from collections.abc import Callable
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,22 +21,14 @@ import trio.testing
 
 from p2porch.clock import TrioClock
 from p2porch.config import SchedulerConfig
-from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.loop import serve_scheduler
 from p2porch.model import Node, NodeRole, Rollout, ServiceSpec, Task, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
+from p2porch.testing.leader_context import ADDR, leader_context
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 EPOCH = 1_800_000_000.0
-ADDR = "10.0.0.1:7947"
-
-
-class AllAlive:
-    """What the loop reads from gossip: every node alive."""
-
-    def members(self) -> dict[str, Any]:
-        return {n: SimpleNamespace(state="alive", incarnation=1, meta={}) for n in ("n1", "n2")}
 
 
 def node(node_id: str) -> Node:
@@ -50,24 +41,6 @@ def node(node_id: str) -> Node:
         role=NodeRole.VOTER,
         cpu_nanos=4 * 10**9,
         memory_bytes=8 << 30,
-    )
-
-
-def context(store: MemoryStore, clock: TrioClock) -> MemberContext:
-    board = LocalBoard()
-    board.gossip = AllAlive()  # type: ignore[assignment]
-
-    async def ask_member(host: str) -> None:
-        return None
-
-    return MemberContext(
-        store=store,
-        voter_control=store,
-        local=LocalNode("n1", "n1", "10.0.0.1", ADDR, "voter", 0, b"k" * 32),
-        board=board,
-        clock=clock,
-        commit_timeout_s=5.0,
-        ask_member=ask_member,
     )
 
 
@@ -130,7 +103,7 @@ async def test_a_refused_rollback_pauses_the_service_and_the_cluster_is_schedule
     await store.write(
         C.CreateService(at=clock.now(), service_id="web", spec=spec("web", "app:1", "30000:80")).encode()
     )
-    ctx = context(store, clock)
+    ctx = leader_context(store, clock)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig(), rng=random.Random(7)))
