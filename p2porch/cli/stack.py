@@ -265,9 +265,11 @@ def _deploy_services(
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
-        for name in result.get("created_networks") or ():  # said now, as the secrets are (stdout keeps
-            print(f"created network {name}", file=sys.stderr)  # one line per service): a later wave
-            created_networks.append(name)  # refused, they exist all the same
+        # said as this wave's answer arrives (on stderr as the secrets are: stdout keeps one line per
+        # service): a later wave refused, they exist all the same
+        for name in result.get("created_networks") or ():
+            print(f"created network {name}", file=sys.stderr)
+            created_networks.append(name)
     result["services"] = list(actions.values())
     if created_networks:  # each wave's answer names its own: the first wave's created the stack's
         result["created_networks"] = created_networks

@@ -116,7 +116,7 @@ class Bookkeeping:
             )
             outcome = await self.write(service, update, "update failure action", epoch)
             if action == "rollback" and outcome.kind == "refused":
-                log.warning("update of %s: rollback refused, paused instead", service.name)
+                log.warning("update of %s: rollback refused, pausing it instead", service.name)
                 pause = refused_rollback(service, now, update, outcome.message)
                 outcome = await self.write(service, pause, "update failure action", epoch)
             if outcome is DEPOSED:
