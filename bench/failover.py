@@ -159,7 +159,7 @@ def revive(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
             return False
 
     try:  # a dockerd restoring after kill -9 may be slow: do not let sb.up tear the sandbox down
-        start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}")
+        start_dockerd(node.netns, node.dockerd, cgroup_parent=node.cgroup_parent)
     except SandboxError:
         pass
     wait_until(answers, 120, f"dockerd of {node.name}", 1.0)

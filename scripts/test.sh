@@ -14,4 +14,4 @@ echo "== import-linter (the package graph of docs/architecture.md)" >&2
 echo "== vagrant validate" >&2
 (cd vagrant && vagrant validate)
 echo "== pytest (all tiers)" >&2
-exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=40 tests "$@"

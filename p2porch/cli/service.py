@@ -165,12 +165,17 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     elif service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK
-    if "execution" in service.get("changed", ()) and service.get("job"):  # a job run again: not waited for
-        print(f"{service['name']}: execution {service['job']['iteration']} started", file=sys.stderr)
+    say_execution(service)
     if service.get("changed") == ["resumed"]:  # a paused update going on: waited for as any update
         print(f"{service['name']}: update resumed", file=sys.stderr)
     wait_after(args, client, _watches([service]))
     return EXIT_OK
+
+
+def say_execution(service: dict[str, Any]) -> None:
+    """On stderr, the execution a job's update or scale started (it runs the job again: not waited for)."""
+    if "execution" in service.get("changed", ()) and service.get("job"):
+        print(f"{service['name']}: execution {service['job']['iteration']} started", file=sys.stderr)
 
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
@@ -243,6 +248,7 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             continue
         if not wants_json(args):  # each SERVICE as given, as `docker service scale` prints it
             print(f"{name} scaled to {int(count)}", flush=True)
+            say_execution(scaled[-1][1])
         if "already_at" in scaled[-1][1]:  # nothing written (--json: ``already_at``, ``changed: []``)
             print(f"{name}: already at {int(count)} replicas (nothing changed)", file=sys.stderr, flush=True)
         elif scaled[-1][1].get("changed") == ["resumed"]:  # at its count, a paused update resumed

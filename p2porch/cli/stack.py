@@ -219,9 +219,8 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     result["written"] = bool(
         lines or others or result.get("removed_networks") or result.get("created_networks")
     ) or any(r["action"] != "unchanged" for r in result["services"])
-    for action in ("created", "removed"):  # said as the secrets are: stdout keeps one line per service
-        for name in result.get(f"{action}_networks") or ():
-            print(f"{action} network {name}", file=sys.stderr)
+    for name in result.get("removed_networks") or ():  # (the created ones as each wave's answer came)
+        print(f"removed network {name}", file=sys.stderr)
     emit(args, result, _deploy_text)
     changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")] + others
     views = [client.get(f"/services/{name}", stale="true") for name in changed]
@@ -266,7 +265,11 @@ def _deploy_services(
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
-        created_networks += result.get("created_networks") or []
+        # said as this wave's answer arrives (on stderr as the secrets are: stdout keeps one line per
+        # service): a later wave refused, they exist all the same
+        for name in result.get("created_networks") or ():
+            print(f"created network {name}", file=sys.stderr)
+            created_networks.append(name)
     result["services"] = list(actions.values())
     if created_networks:  # each wave's answer names its own: the first wave's created the stack's
         result["created_networks"] = created_networks

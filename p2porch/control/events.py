@@ -14,6 +14,7 @@ from typing import Any
 from ..model import TERMINAL_STATES, Node, Service, Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
+from ..scheduler.jobs import shown_desired_state
 
 
 def describe_change(
@@ -165,7 +166,8 @@ def _task_event(
         "task_id": new.task_id,
         "node": node.name if node else None,
         "state": new.state,
-        "desired_state": new.desired_state,
+        # a job's task: ``complete``, as ``service ps`` shows it (the record keeps ``running``)
+        "desired_state": shown_desired_state(new) if service and service.spec.is_job else new.desired_state,
     }
     if new.health:
         event["health"] = new.health

@@ -17,8 +17,7 @@ rollback changes it too and refuses them: model/update_sequence.py; they merged 
 :func:`redone_on_newer_record` owns that redo only: the whole request runs again (it reads the record
 again: the refused write was applied on this node, so its snapshot holds the change that came first),
 at most ``attempts`` times; any other refusal is raised as it was. A refused write changed nothing, so
-running the request again never writes twice. :func:`expected_service_version` reads the version a
-caller names itself (``expected_version``, compare-and-set).
+running the request again never writes twice.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from ..errors import ConfigError, ConflictError
+from ..errors import ConflictError
 
-__all__ = ["ATTEMPTS", "expected_service_version", "redone_on_newer_record"]
+__all__ = ["ATTEMPTS", "redone_on_newer_record"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +60,3 @@ def redone_on_newer_record(
         return redone
 
     return decorate
-
-
-def expected_service_version(value: Any) -> int | None:
-    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"expected_version must be a service version (a positive integer), not {value!r}",
-            field="expected_version",
-        )
-    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from ..membership.join_checks import (
     host_mode_ports_in_use,
     ingress_ports_in_use,
 )
-from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
+from ..model import DesiredState, Service, ServiceSpec, Task, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.health_rules import check_off_checks, off_check_kept
 from ..model.jobspec import global_scale_refusal
@@ -47,13 +47,13 @@ from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
-from ..scheduler.jobs import job_progress, shown_desired_state
-from ..scheduler.restart import stopped_unhealthy
-from .fresh_read import expected_service_version, redone_on_newer_record
+from ..scheduler.jobs import shown_desired_state
+from .fresh_read import redone_on_newer_record
 from .secret_ops import Follow, kept_refs, resolve_file_refs
 from .service_names import service_by_swarm_name
+from .service_progress import failing_view, job_view, task_counts
 from .spec_merge import updated_spec_dict as updated_spec_dict  # stack_ops takes it from here
-from .task_liveness import counts_as_running, stale_message
+from .task_liveness import stale_message
 from .task_specs import task_host_ports, task_image
 from .unused_removals import unused_removals
 
@@ -72,70 +72,16 @@ def validate_spec(data: Any, endpoint_given: bool = True) -> ServiceSpec:
     return host_network_defaults(ServiceSpec.from_dict(data), endpoint_given)
 
 
-def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task], now: float) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job: its
-    tasks running and wanted at once (``job.tasks_running``/``tasks_desired``, Swarm's RunningTasks/
-    DesiredTasks: what ``service ls`` prints before the completions). A task counts as running only where
-    its node reports it (task_liveness.py: not on a down node, nor on one whose engine is unreachable),
-    as Swarm's ``service ls`` counts."""
-    progress = job_view(state, service, now)
-    if progress is not None:
-        return progress["tasks_running"], progress["tasks_desired"]
-    should_run = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
-    nodes = state.nodes
-    running = sum(1 for t in should_run if counts_as_running(t, nodes.get(t.node_id) if t.node_id else None))
-    desired = len(should_run) if service.spec.mode == "global" else service.spec.replicas
-    return running, desired
-
-
-def failing_view(
-    service: Service, tasks: Sequence[Task], running: int, desired: int
-) -> dict[str, Any] | None:
-    """Why a service runs fewer tasks than desired when its tasks fail (an image the engine cannot pull,
-    a command that exits, a health check: stopped ``unhealthy``, failed as in Swarm): ``{"count": failed
-    tasks of the current spec, "error": the latest one's}``; None when nothing is missing, nothing of the
-    current spec failed, or for a job (its own counts)."""
-    if service.spec.is_job or running >= desired:
+def expected_service_version(value: Any) -> int | None:
+    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
+    if value is None:
         return None
-    current = service.spec.template_hash()
-    ended = (TaskState.FAILED, TaskState.REJECTED)
-    failed = [
-        t for t in tasks if (t.state in ended or stopped_unhealthy(t)) and t.template_hash in ("", current)
-    ]
-    if not failed:
-        return None
-    latest = max(failed, key=lambda t: t.state_at)
-    return {"count": len(failed), "error": latest.error or latest.message or f"task {latest.state}"}
-
-
-def job_view(state: ClusterState, service: Service, now: float) -> dict[str, Any] | None:
-    """Progress of a job's current execution at ``now`` (None for a service). ``now`` is the clock's time,
-    as the scheduler's: a slot whose restarts a ``window`` still counts at some past time may be
-    restarted at ``now``, and ``failed`` counts only the slots the scheduler gives up on."""
-    spec = service.spec
-    if not spec.is_job:
-        return None
-    iteration = service.job_iteration
-    tasks = list(state.tasks_of_service(service.service_id))
-    progress = job_progress(spec, iteration, tasks, now)
-    view: dict[str, Any] = {
-        "iteration": iteration,
-        "completed": progress.completed,
-        "running": progress.running,
-        "failed": progress.failed,
-        "total": progress.total,
-        "tasks_running": progress.tasks_running,  # Swarm's RunningTasks/DesiredTasks of a job
-        "tasks_desired": progress.tasks_desired,
-        "finished": progress.finished,
-        "started_at": service.job.started_at or (service.created_at if iteration else None),
-    }
-    if spec.schedule is not None:
-        view["schedule"] = spec.schedule.cron
-        view["last_tick"] = service.job.cron_last_tick or None
-        view["next_tick"] = spec.schedule.next_tick(service.cron_last_tick)
-        view["missed_ticks"] = service.job.cron_missed
-        view["skipped_ticks"] = service.job.cron_skipped
-    return view
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"expected_version must be a service version (a positive integer), not {value!r}",
+            field="expected_version",
+        )
+    return value
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
@@ -303,20 +249,21 @@ class ServiceOps:
                 "ignored": skip,
                 **(already if base != current else {}),
             }
+        job = updated_job(service, change.spec, now, force=force)
         update = C.UpdateService.of(
             service,
             at=now,
             spec=change.spec,
             previous_spec=change.previous_spec,
             update_paused=False,
-            job=updated_job(service, change.spec, now, force=force),
+            job=job,
             rollout=change.rollout,
         )
         with outcome_unknown_at(base, previous_digest(service)):  # a retry sends these (cli/sent_again.py)
             await self.manager.write(update.encode())
         fields = list(change.fields)
-        if force and spec.is_job:  # the spec is the same, but a new execution was written
-            fields.append("execution")
+        if spec.is_job and (job.iteration or 0) > service.job_iteration:  # --force, any change of a plain job
+            fields.append("execution")  # a new execution was written (scale and --env-add run it again)
         elif not fields:  # the spec is the same, but the paused update was resumed
             fields.append("resumed")
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
@@ -447,7 +394,9 @@ class ServiceOps:
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "failing": failing_view(service, tasks, running, desired),
             "update_paused": service.update_paused,
-            "update_status": None if service.rollout is None else service.rollout.status(),
+            "update_status": None
+            if service.rollout is None or service.spec.is_job
+            else service.rollout.status(),
             "rebalance": (
                 "requested" if service.rebalance_requested else ("auto" if service.spec.rebalance else "off")
             ),

@@ -4,8 +4,9 @@ Owns the messages waiting to be piggybacked: each is sent at most ``retransmit_m
 times, the least transmitted (then newest) first, and a newer message about the same node replaces an
 older one. It also owns which peers are known to hold each queued message (they sent it here): a
 transmission to such a peer is counted as made but not sent, since the peer would drop it as stale, so
-the message spreads over the others exactly as before with fewer bytes, and a packet left with nothing
-in it is not sent at all (issue 19). It never decides what to broadcast.
+the message spreads over the others exactly as before (its size still charged to the selection) with
+fewer bytes, and a packet left with nothing in it is not sent at all (issue 19). It never decides what to
+broadcast.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class BroadcastQueue:
         """``peer`` sent ``msg`` here: if it is the message queued under ``key``, no transmission of it
         goes to ``peer`` (each is counted as made: the others receive it as often as before)."""
         item = self._by_key.get(key)
-        if item is not None and (item.msg is msg or item.msg == msg):
+        if item is not None and (item.msg is msg or (type(item.msg) is type(msg) and item.msg == msg)):
             if item.holders is None:
                 item.holders = {peer}
             else:
@@ -64,8 +65,9 @@ class BroadcastQueue:
 
     def get(self, budget_bytes: int, limit: int, peer: str = "") -> tuple[list[Any], int]:
         """Messages fitting ``budget_bytes`` (fewest transmits, newest first) for ``peer``; returns (msgs,
-        bytes used). A message ``peer`` holds is counted as transmitted where it would have fitted and left
-        out of ``msgs`` (taking no room: the others can use it)."""
+        bytes used). A message ``peer`` holds is counted as transmitted exactly where it would have been
+        sent (its size charged to the selection, as memberlist's queue charges a send) and left out of
+        ``msgs``: every other peer receives each message as often as before."""
         by_key = self._by_key
         if not by_key:
             return [], 0
@@ -73,6 +75,7 @@ class BroadcastQueue:
         min_item = self.MIN_ITEM_BYTES
         max_misfits = self.MAX_MISFITS
         remaining = budget_bytes
+        used = 0
         taken: list[_Item] = []
         sent: list[Any] = []
         for transmits, bucket in enumerate(buckets):
@@ -96,12 +99,13 @@ class BroadcastQueue:
                     taken.append(item)
                     del bucket[i]
                     misfits = 0
+                    remaining -= item.size_bytes  # charged even when held: counted exactly where it was sent
                     if item.holders is None or peer not in item.holders:
-                        remaining -= item.size_bytes
+                        used += item.size_bytes
                         sent.append(item.msg)
-                        if remaining < min_item:
-                            break
-                    # else: counted as sent where it would have fitted (``peer`` would drop it as stale)
+                    # else: counted as sent, not sent (``peer`` would drop it as stale)
+                    if remaining < min_item:
+                        break
                 else:
                     misfits += 1
                     if misfits >= max_misfits:
@@ -116,4 +120,4 @@ class BroadcastQueue:
             if nxt == len(buckets):
                 buckets.append([])
             buckets[nxt].append(item)
-        return sent, budget_bytes - remaining
+        return sent, used

@@ -92,18 +92,22 @@ def service_usage(
                 rows[task.task_id] = row
     cpu_limit, memory_limit = limits_of(spec)
 
-    def mean_percent(key: str, limit: float | None) -> float | None:
+    def mean_percent(key: str, limit: float | None, capped: bool) -> float | None:
+        """The mean percent of ``limit``; of a real limit (``capped``) each task's usage counts at most
+        the limit: a task cannot use more, and a window read a hair over it (CPU time accounted at the
+        window's edges: 100.02 %) made 1 replica at "100 %" of a 50 % target 3, not 2."""
         values = [r.get(key) for r in rows.values()]
         if not limit or not values or any(not isinstance(v, int | float) for v in values):
             return None
-        return 100.0 * sum(float(v) for v in values if v is not None) / len(values) / limit
+        used = [min(float(v), limit) if capped else float(v) for v in values if v is not None]
+        return 100.0 * sum(used) / len(values) / limit
 
     return ServiceUsage(
         tasks_running=len(running),
         tasks_reporting=len(rows),
         window_s=window_s,
-        cpu_percent=mean_percent("cpu_cores", cpu_limit),
-        memory_percent=mean_percent("memory_bytes", memory_limit),
+        cpu_percent=mean_percent("cpu_cores", cpu_limit, bool(spec.limit_cpu_nanos)),
+        memory_percent=mean_percent("memory_bytes", memory_limit, bool(spec.limit_memory_bytes)),
     )
 
 

@@ -22,15 +22,16 @@ import trio
 
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
-from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError, ProposalTimeout
+from ..errors import ConflictError, NotAllowedError, P2POrchError, ProposalTimeout
 from ..member.command_reads import update_node_hold_behind
-from ..model import Service, TaskState
+from ..model import TaskState
 from ..raft import codec
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
-from .cron import CronDecision, plan_cron
+from .bookkeeping import Bookkeeping
+from .cron import plan_cron
 from .engine_outage import EngineOutages
 from .engine_view import EngineVersions
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
@@ -40,13 +41,7 @@ from .leading import until_leading
 from .pacing import PacingLimits, PacingSignals, WritePacer
 from .restart_hold import HoldPlan, PastHolds, RestartHolds, sightings, without_hold_fields
 from .round_pause import round_pause
-from .scheduling import (
-    node_status_updates,
-    rebalance_done_updates,
-    rollout_done_updates,
-    round_commands,
-    update_failure_updates,
-)
+from .scheduling import node_status_updates, round_commands
 from .unseen import UnseenNodes
 
 log = logging.getLogger(__name__)
@@ -99,6 +94,7 @@ async def _run_scheduler(
     outages = EngineOutages()  # engine outages timed on this leader's monotonic clock (engine_outage.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
+    book = Bookkeeping(ctx)  # update failure actions, cron ticks, ... (leader/bookkeeping.py)
     wake_by: float | None = None  # monotonic (clock.monotonic): a wall clock step moves no wake-up
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_by wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see round_pause.py)
@@ -128,8 +124,7 @@ async def _run_scheduler(
                 continue  # the status writes change the state: plan on the new one
             now, mono = clock.now(), clock.monotonic()  # the round's wall time and monotonic time
             cron = plan_cron(state, now)
-            if cron.decisions:
-                await apply_cron_decisions(ctx, cron.decisions, epoch)
+            if cron.decisions and await book.cron_ticks(cron.decisions, epoch):
                 continue  # the ticks are committed: the next round starts their executions
             planned_at = trio.current_time()
             # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
@@ -161,14 +156,7 @@ async def _run_scheduler(
             wake_by = None if wake_at is None else mono + (wake_at - now)
             if planner.sweeping:  # a first round left settled services to the next rounds: plan again
                 wake_by = mono  # at once, after the pause if any (paced_until)
-            if plan.update_failures:
-                await apply_update_failures(ctx, state, plan.update_failures, epoch)
-                continue  # the service changed: plan again on the new spec
-            if plan.rollouts_done:
-                await finish_rollouts(ctx, state, plan.rollouts_done, epoch)
-                continue
-            if plan.rebalanced:
-                await finish_rebalance_requests(ctx, state, plan.rebalanced, epoch)
+            if await book.after_round(state, plan, epoch):
                 continue  # the services changed: plan again on the new specs
             if plan.empty:
                 quiet = not plan.skipped and planner.quiet
@@ -407,60 +395,3 @@ def report_blocked_holds(
         ctx.metrics.restart_holds_gated.labels(what).inc()
     reported.clear()
     reported.update(now_blocked)
-
-
-async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision], epoch: int) -> None:
-    """Commit cron ticks (each conditional on the service version read: a tick is handled once)."""
-    for d in decisions:
-        if d.missed:
-            log.warning(
-                "cron job %s: %d tick(s) missed while no leader handled them", d.service.name, d.missed
-            )
-        log.info("cron job %s: tick %.0f %s", d.service.name, d.tick, d.action)
-        await write_service_bookkeeping(ctx, d.service, d.command, f"cron tick ({d.action})", epoch)
-
-
-async def apply_update_failures(
-    ctx: MemberContext, state: ClusterState, failures: list[Any], epoch: int
-) -> None:
-    """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
-    for service, update, action in update_failure_updates(
-        state, failures, ctx.clock.now(), ctx.store.command_readers
-    ):
-        log.warning(
-            "update of %s failed (%s): %s",
-            service.name,
-            update.rollout.reason if update.rollout else "",
-            "rolling back" if action == "rollback" else "paused",
-        )
-        await write_service_bookkeeping(ctx, service, update, "update failure action", epoch)
-
-
-async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any], epoch: int) -> None:
-    """Mark completed the rollouts whose every slot runs the current template past monitor."""
-    for service, update in rollout_done_updates(state, done, ctx.clock.now()):
-        log.info("rollout of %s: %s", service.name, update.rollout.state if update.rollout else "")
-        await write_service_bookkeeping(ctx, service, update, "rollout completion", epoch)
-
-
-async def finish_rebalance_requests(
-    ctx: MemberContext, state: ClusterState, service_ids: list[str], epoch: int
-) -> None:
-    """Clear `service rebalance` requests of services found balanced."""
-    for service, update in rebalance_done_updates(state, service_ids, ctx.clock.now()):
-        log.info("rebalance of %s done", service.name)
-        await write_service_bookkeeping(ctx, service, update, "clearing the rebalance request", epoch)
-
-
-async def write_service_bookkeeping(
-    ctx: MemberContext, service: Service, update: C.UpdateService, what: str, epoch: int
-) -> None:
-    """Leader bookkeeping on a service (``update`` is conditional on the version read, fenced by
-    ``epoch``); a lost race is logged (the next round decides again), and so is a refusal of the write
-    itself (a spec the FSM no longer admits), which raised out of the scheduler at every round."""
-    try:
-        await ctx.write(fenced(update, epoch))
-    except (ConflictError, ProposalTimeout) as exc:
-        log.info("%s for %s not committed: %s", what, service.name, exc.message)
-    except (ConfigError, NotFoundError) as exc:
-        log.warning("%s for %s refused: %s", what, service.name, exc.message)

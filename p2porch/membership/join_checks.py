@@ -128,6 +128,21 @@ def _labels_in_gossip(value: Any) -> dict[str, str]:
     return checked
 
 
+def endpoint_hint(node: Node, name: Any) -> str:
+    """What to do about ``node`` advertising the joiner's address and port: a host whose data dir was
+    wiped (or reinstalled) joins anew under its old name, and its old record stays (``node rm`` it once
+    it is down); another name is another node (behind one NAT: a port of its own)."""
+    if name != node.name:
+        return " (behind one NAT give each node its own --advertise-*-port)"
+    rm = f"run `p2porch node rm {node.name}` on a member, then join again"
+    if node.status == "down":
+        return f", which is down: if this host was {node.name} and lost its data dir, {rm}"
+    return (
+        f", which is {node.status}: if this host was {node.name} and lost its data dir, wait until "
+        f"{node.name} is down (`p2porch node ls`), then {rm}"
+    )
+
+
 def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
     """The fields of a node record from a verified join request, checked against where the request
     came from (``source_addr``) and the live nodes; ``behind_nat: true`` lifts the source check only."""
@@ -150,12 +165,7 @@ def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Itera
         # behind one NAT several nodes share an address, each with its own forwarded ports
         if node.node_id != node_id and node.status != "left" and node.endpoints() & mine:
             taken = sorted(p for _, p in node.endpoints() & mine)
-            why = (  # a host whose data dir was wiped (or reinstalled) joins anew: its old record stays
-                f", which is down: if this host was {node.name} and lost its data dir, run `p2porch node rm "
-                f"{node.name}` on a member, then join again"
-                if node.status == "down"
-                else " (behind one NAT give each node its own --advertise-*-port)"
-            )
+            why = endpoint_hint(node, request.get("name"))
             raise _bad(
                 "--advertise-addr", f"{addr} port {taken[0]} is already advertised by node {node.name}{why}"
             )

@@ -42,12 +42,13 @@ def changed_fields(old: ServiceSpec, new: ServiceSpec) -> tuple[str, ...]:
 def updated(service: Service, spec: ServiceSpec, now: float, reason: str = "") -> SpecChange:
     """``service`` updated to ``spec``: the spec it had becomes the rollback point when anything
     changed; a new rollout (state ``updating``) when the template changed, else a paused one resumed
-    (``resumed``)."""
+    (``resumed``), and never for a job (a job is not rolled: its change starts a new execution; a
+    rollout no one completes said ``updating`` for ever)."""
     fields = changed_fields(service.spec, spec)
     rollout = resumed(service, now)
     if not fields:
         return SpecChange(service.spec, service.previous_spec, rollout, ())
-    if spec.template_hash() != service.spec.template_hash():
+    if spec.template_hash() != service.spec.template_hash() and not spec.is_job:
         rollout = Rollout.update(now, reason)
     return SpecChange(spec, service.spec, rollout, fields)
 
@@ -55,7 +56,7 @@ def updated(service: Service, spec: ServiceSpec, now: float, reason: str = "") -
 def resumed(service: Service, now: float) -> Rollout | None:
     """The rollout record an update of ``service`` writes when it changes no template: a paused one
     restarted at ``now`` (any update resumes it, as Swarm's), else the record as it is."""
-    if not service.update_paused:
+    if not service.update_paused or service.spec.is_job:  # a job has no rollout to resume
         return service.rollout
     return Rollout.update(now, "resumed") if service.rollout is None else service.rollout.restarted(now)
 

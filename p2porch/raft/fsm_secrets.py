@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError
+from ..model import ServiceSpec
 from .commands_secrets import PutSecret, RemoveSecret, ResealSecret, RollDone
 from .state import ClusterState, SecretRecord, copy_map, secret_key
 
@@ -25,6 +26,17 @@ def users_of(state: ClusterState, kind: str, name: str) -> list[str]:
         if any(r.source == name for r in refs):
             out.append(svc.name)
     return sorted(out)
+
+
+def file_refusal(state: ClusterState, spec: ServiceSpec) -> str | None:
+    """Why a rollback to ``spec`` could start no task (a secret or config it names removed since, as
+    `secret rm` allows once no current spec uses it: Docker's rotation by new name), None when every one
+    exists: the leader pauses such a rollback."""
+    for kind, refs in (("secret", spec.secrets), ("config", spec.configs)):
+        for ref in refs:
+            if secret_key(kind, ref.source) not in state.secrets:
+                return f"its previous spec's {kind} {ref.source!r} no longer exists"
+    return None
 
 
 def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:

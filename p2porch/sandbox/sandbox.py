@@ -26,6 +26,7 @@ from ..launch import daemon_argv
 from . import pacing
 from . import sites as site_net
 from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
+from .leftovers import stop_host_leftovers
 from .sites import SitePlan
 from .system import check_prerequisites, find_program, pid_alive, read_pid, run, stop_pid
 
@@ -63,6 +64,10 @@ class SandboxNode:
     @property
     def dockerd(self) -> DockerdPaths:
         return DockerdPaths(run_dir=self.run_dir, data_dir=self.data_dir)
+
+    @property
+    def cgroup_parent(self) -> str:
+        return "/p2porch-" + self.netns  # its dockerd's --cgroup-parent: every container of the node
 
     @property
     def p2porch_socket(self) -> str:
@@ -290,7 +295,7 @@ class Sandbox:
             for index in range(1, nodes + 1):
                 node = self.node(index)
                 self._ensure_namespace(node)
-                start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{self.name}-{node.name}")
+                start_dockerd(node.netns, node.dockerd, cgroup_parent=node.cgroup_parent)
                 ensure_busybox_image(node.dockerd)
                 if self.start_daemons:
                     self._ensure_daemon(node)
@@ -328,7 +333,7 @@ class Sandbox:
     def _remove_host(self, node: SandboxNode) -> str:
         self._stop_daemon(node)
         stop_dockerd(node.dockerd)
-        self._kill_namespace_processes(node)
+        stop_host_leftovers(node.netns, node.cgroup_parent)
         _unmount_under(node.run_dir)
         _unmount_under(node.data_dir)
         run([_ip(), "netns", "del", node.netns], check=False)
@@ -514,12 +519,6 @@ class Sandbox:
         pid = node.daemon_pid()
         if pid is not None:
             stop_pid(pid, timeout_s=20)
-
-    def _kill_namespace_processes(self, node: SandboxNode) -> None:
-        """Stop whatever still runs in the node's namespace (container shims, test servers)."""
-        out = run([_ip(), "netns", "pids", node.netns], check=False).stdout.decode().split()
-        for pid in [int(p) for p in out if p.isdigit()]:
-            stop_pid(pid, timeout_s=5)
 
     def _dirs_indexes(self) -> list[int]:
         try:

@@ -168,24 +168,30 @@ def interpolate_collect(
 def _quoted(
     raw: str, lines: list[str], index: int, where: Callable[[int], str], quote: str
 ) -> tuple[str, int, str]:
-    """The body of a value quoted with ``quote`` (after its opening quote; it may span lines) as written,
-    its last line and the text after its closing quote, as compose-go's dotenv reads it
-    (``dotenv/parser.go``): the value ends at the first ``quote`` not right after a backslash."""
+    """The body of a value quoted with ``quote`` (after its opening quote; it may span lines), its last
+    line and the text after its closing quote, as compose-go v2's dotenv reads it (``extractVarValue``,
+    since compose-go PR #511): a backslash takes the next character with it, dropping itself before the
+    quote (``\\"`` is ``"``) and staying before anything else (``\\\\`` stays a pair, so ``"a\\\\"``
+    closes); the value ends at the first quote no backslash takes."""
     out: list[str] = []
-    text, previous = raw, quote
+    text, i = raw, 0
     while True:
-        for i, char in enumerate(text):
-            if char == quote and previous != "\\":
-                out.append(text[:i])
+        while i < len(text):
+            char = text[i]
+            if char == "\\" and i + 1 < len(text):
+                out.append(quote if text[i + 1] == quote else text[i : i + 2])
+                i += 2
+                continue
+            if char == quote:
                 return "".join(out), index, text[i + 1 :]
-            previous = char
-        out.append(text)
+            out.append(char)
+            i += 1
         index += 1
         if index >= len(lines):
             kind = "double" if quote == '"' else "single"
             raise ConfigError(f"{where(index - 1)}: a {kind}-quoted value is not closed")
-        out.append("\n")
-        text, previous = lines[index], "\n"
+        out.append("\n")  # a backslash ending a line takes the line break: it stays, as written
+        text, i = lines[index], 0
 
 
 def _escapes(body: str) -> str:
@@ -258,7 +264,7 @@ def parse_dotenv(
             if rest.strip():  # compose-go reads what follows the closing quote as the next statement
                 lines[last], index = rest, last
             if value[0] == "'":
-                out[key] = body  # literal: a backslash stays, ``\'`` too
+                out[key] = body  # as scanned: ``\'`` is the quote, any other backslash stays
                 continue
             body = _escapes(body)
         else:  # a comment starts at " #" (compose-go: a space, not a tab)

@@ -5,9 +5,9 @@ sequences append, ``command``/``entrypoint``/``healthcheck.test`` are replaced, 
 ``secrets`` and ``configs`` merge by their unique key (target; ports by ip/target/published/protocol),
 ``environment``/``labels``/... merge by variable whatever their syntax, ``!reset`` removes and
 ``!override`` replaces; and compose-go's rules for what the chapter leaves open: a null keeps the earlier
-value, ``logging`` of another driver and each ``ulimits`` entry replace, ``tmpfs``/``dns``/``extra_hosts``
-written as one string (or a mapping) append as sequences. Values are never mutated: merging builds new
-containers.
+value (but for a service's ``command``, ``entrypoint`` and ``healthcheck.test``), ``logging`` of another
+driver and each ``ulimits`` entry replace, ``tmpfs``/``dns``/``extra_hosts`` written as one string (or a
+mapping) append as sequences. Values are never mutated: merging builds new containers.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from .yamlsafe import RESET, Override, Reset
 _KEYED_LISTS = ("environment", "labels", "sysctls", "annotations")
 #: keys whose value replaces the earlier one instead of appending
 _REPLACED = ("command", "entrypoint", "test")
-#: keys a null is refused for, in an override file as in a single one
-_NULL_REFUSED = ("environment", "env_file")
+#: a service's own keys a null in a later file replaces (compose-go's ``override`` rule): the image's
+#: command or entrypoint again
+_NULL_REPLACED = ("command", "entrypoint")
 #: sequences merged by a unique key
 _UNIQUE = ("ports", "volumes", "secrets", "configs")
 #: keys taking one string or a list, merged as lists (compose-go's ``mergeToSequence``: ``tmpfs: /tmp``
@@ -134,14 +135,14 @@ def _as_sequence(value: Any) -> Any:
 def merge_values(base: Any, override: Any, key: str = "") -> Any:
     """``override`` merged onto ``base`` under the rules above (``key`` is the last path segment).
 
-    A null list or mapping (``ports:`` with nothing, or only comments) keeps the earlier one, as compose-go
-    merges it, whatever its key (a network or volume named ``test`` too); a null scalar replaces the
-    earlier value. The service's own attributes a null replaces are merge_service's."""
+    A null (``ports:`` or ``restart:`` with nothing, or only comments) keeps the earlier value, as
+    compose-go's ``mergeYaml`` merges it, whatever its key (a network or volume named ``test`` too). The
+    nulls that replace are merge_service's (``command``, ``entrypoint``) and _merge_healthcheck's."""
     if isinstance(override, Override):
         return override.value
     if isinstance(override, Reset):
         return RESET
-    if override is None and isinstance(base, list | Mapping):
+    if override is None:
         return base
     if isinstance(base, Mapping) and isinstance(override, Mapping):
         out = dict(base)
@@ -206,9 +207,10 @@ _SERVICE_RULES: dict[str, Callable[[Any, Any], Any]] = {
 
 def merge_service(base: Any, override: Any) -> Any:
     """One service's definition (normalised) merged onto an earlier one: another file's, or the service
-    it ``extends``. A null ``command`` or ``entrypoint`` replaces the earlier value, and a null
-    ``environment``, ``env_file`` or ``healthcheck.test`` is kept to be refused naming the key, as
-    Compose's schema refuses the file; merge_values keeps the earlier value for any other null."""
+    it ``extends``. A null ``command`` or ``entrypoint`` replaces the earlier value and a null
+    ``healthcheck.test`` is kept to be refused naming the key, as Compose's schema refuses the merged
+    model; merge_values keeps the earlier value for any other null (``environment:`` and ``env_file:``
+    too: compose-go's ``mergeToSequence`` keeps the base)."""
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
         return merge_values(base, override)
     out = dict(base)
@@ -216,7 +218,7 @@ def merge_service(base: Any, override: Any) -> Any:
         rule = _SERVICE_RULES.get(k)
         if k not in out:
             out[k] = v
-        elif v is None and k in (*_REPLACED, *_NULL_REFUSED):
+        elif v is None and k in _NULL_REPLACED:
             out[k] = None
         elif rule is not None and v is not None and not isinstance(v, Override | Reset):
             out[k] = rule(out[k], v)

@@ -7,7 +7,7 @@ functions: node statuses from gossip (``node_status_updates``), ready nodes its 
 marked down after the grace (``leader/unseen.py``'s ``UnseenNodes``) and the holds of daemons that
 announced a restart (``leader/restart_hold.py``'s ``RestartHolds``), the round (``IncrementalPlanner``, each
 of its rounds checked against a full ``plan_round`` on a copy of the orchestrator: a difference raises)
-and its follow-ups (``update_failure_updates``, ``rebalance_done_updates``), and ``next_voter_change``.
+and its follow-ups (``leader/followups.py``), and ``next_voter_change``.
 It never reads a clock (pure; tests only).
 """
 
@@ -20,15 +20,10 @@ from typing import Any
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
 from ..leader.cron import plan_cron
+from ..leader.followups import rebalance_done_updates, rollout_done_updates, update_failure_updates
 from ..leader.incremental import IncrementalPlanner
 from ..leader.restart_hold import RestartHolds, Sighting, sightings
-from ..leader.scheduling import (
-    node_status_updates,
-    plan_round,
-    rebalance_done_updates,
-    rollout_done_updates,
-    update_failure_updates,
-)
+from ..leader.scheduling import node_status_updates, plan_round
 from ..leader.unseen import UnseenNodes
 from ..model import GossipState, NodeRole, NodeStatus
 from ..raft import commands as C

@@ -214,9 +214,7 @@ def restart_dockerd(sb: Sandbox, node: SandboxNode, attempts: int = 3, timeout_s
     failures: list[str] = []
     for _ in range(attempts):
         try:
-            start_dockerd(
-                node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}", timeout_s=timeout_s
-            )
+            start_dockerd(node.netns, node.dockerd, cgroup_parent=node.cgroup_parent, timeout_s=timeout_s)
         except SandboxError as exc:
             failures.append(str(exc))
             continue

@@ -115,7 +115,8 @@ async def test_idle_followers_answer_one_heartbeat_in_a_period_and_the_leader_ke
             clock.step = PERIOD_S / STEPS_PER_PERIOD
         status = lead.status()
         assert status.is_leader and status.term == term
-        commit = status.commit_index
+        commit = lead.leader_commit_now()  # read live: status() may be 50 ms old, from before the last writes
+        assert commit is not None
 
         def caught_up() -> bool:  # peers: the Raft thread's view, refreshed at least once a second
             peers = lead.status().peers

@@ -94,6 +94,19 @@ def applied_everywhere(cluster: LocalCluster, index: int, timeout_s: float = 15.
     raise AssertionError(f"not every node applied index {index} within {timeout_s} s")
 
 
+def index_of_version(node: NodeProc, version: int, timeout_s: float = 15.0) -> int:
+    """The log index that holds state ``version`` on ``node``: its commit index once its state is there. Not
+    its ``last_applied``: pysyncobj hands an entry's result over (the write returns) *before* it counts the
+    entry there, so read at once it may still name the entry before (and the status is up to 50 ms old)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = node.call(op="status")["status"]
+        if status["state_version"] >= version:  # read after pysyncobj's status: its commit index covers it
+            return int(status["commit_index"])
+        time.sleep(0.02)
+    raise AssertionError(f"{node.name} not at state version {version} within {timeout_s} s")
+
+
 def same_everywhere(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
     first = next(iter(services.values()))
     assert all(s == first for s in services.values())
@@ -132,7 +145,7 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
     on_host = ServiceSpec.from_dict({**HOST, "name": "onhost"})
     host = C.CreateService(at=time.time(), service_id="s-host", spec=on_host)
     assert committed(first.call(op="propose", cmd=host.encode().hex(), timeout_s=10.0)) == 5
-    states = applied_everywhere(cluster, first.call(op="status")["status"]["last_applied"])
+    states = applied_everywhere(cluster, index_of_version(first, 5))
     assert {name: s["version"] for name, s in states.items()} == {first.name: 5, second.name: 5, "v2": 4}
     on_it = {name for name, s in states.items() if any(x["service_id"] == "s-host" for x in s["services"])}
     assert on_it == {first.name, second.name}

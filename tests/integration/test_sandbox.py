@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from p2porch.errors import SandboxError
 from p2porch.sandbox import sandbox as sandbox_module
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE, docker
+from p2porch.sandbox.leftovers import cgroup_dirs
 from p2porch.sandbox.sandbox import Sandbox
 from p2porch.sandbox.system import pid_alive, read_pid, run
 
@@ -32,11 +35,43 @@ def leftovers(sb: Sandbox) -> dict[str, list[str]]:
         mounts = [line.split()[4] for line in handle if "p2porch-sandbox/" + sb.name in line]
     rules = [r for r in run(["iptables", "-S", "FORWARD"]).stdout.decode().splitlines() if sb.bridge in r]
     dirs = [d for d in (sb.run_root, sb.data_root) if os.path.exists(d)]
+    dirs += [d for i in range(1, 4) for d in cgroup_dirs(sb.node(i).cgroup_parent)]  # the engines' cgroups
     return {"netns": netns, "links": links, "mounts": mounts, "rules": rules, "dirs": dirs}
 
 
 def assert_clean(sb: Sandbox) -> None:
     assert leftovers(sb) == {"netns": [], "links": [], "mounts": [], "rules": [], "dirs": []}
+
+
+def processes_in(netns_inodes: set[int]) -> set[tuple[int, str]]:
+    """(pid, start time) of every live process whose network namespace is one of ``netns_inodes``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            inode = os.stat(f"/proc/{entry}/ns/net").st_ino
+            with open(f"/proc/{entry}/stat") as handle:
+                start = handle.read().rsplit(")", 1)[1].split()[19]
+        except (OSError, IndexError):
+            continue
+        if inode in netns_inodes and pid_alive(int(entry)):
+            found.add((int(entry), start))
+    return found
+
+
+def still_running(seen: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Those of ``seen`` that still run (the same pid with the same start time, not a zombie)."""
+    alive = set()
+    for pid, start in seen:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                same = handle.read().rsplit(")", 1)[1].split()[19] == start
+        except (OSError, IndexError):
+            continue
+        if same and pid_alive(pid):
+            alive.add((pid, start))
+    return alive
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +142,42 @@ def test_down_leaves_nothing_behind():
         sb.down()
     assert_clean(sb)
     assert not any(p and pid_alive(p) for p in pids)
+
+
+def test_down_after_its_dockerd_was_killed_leaves_no_process_of_its_containers():
+    """kill -9 of a host's dockerd with running containers (a crash test, scripts/demo.sh), then `down`:
+    no process of the host's namespace or of a container's (each has its own) is left. Before h52 the
+    containers' processes outlived their shims, parented to init: nothing removed the containers."""
+    sb = Sandbox("p52k", subnet="10.95.49.0/24", start_daemons=False)
+    try:
+        (node,) = sb.up(1)
+        serve = "mkdir -p /www && (sleep 100001 &) && exec httpd -f -p 80 -h /www"
+        for argv in (
+            ["--network", "none", BUSYBOX_IMAGE, "sleep", "100000"],
+            [BUSYBOX_IMAGE, "sh", "-c", serve],
+        ):
+            docker(node.dockerd, "run", "-d", *argv)
+        ids = docker(node.dockerd, "ps", "-q").stdout.decode().split()
+        inspected = json.loads(docker(node.dockerd, "inspect", *ids).stdout)
+        assert len(inspected) == 2 and all(c["State"]["Running"] for c in inspected), inspected
+        inodes = {os.stat(f"/var/run/netns/{node.netns}").st_ino}
+        inodes |= {os.stat(f"/proc/{c['State']['Pid']}/ns/net").st_ino for c in inspected}
+        assert len(inodes) == 3  # the host's namespace and one per container
+        deadline = time.monotonic() + 10  # the server's backgrounded sleep
+        while len(seen := processes_in(inodes)) < 4 + 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # dockerd, containerd, 2 shims; sleep; httpd and its sleep
+        dockerd = read_pid(node.dockerd.pidfile)
+        assert dockerd is not None
+        assert {dockerd, *(c["State"]["Pid"] for c in inspected)} <= {pid for pid, _ in seen}, seen
+        os.kill(dockerd, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(dockerd) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(dockerd)
+    finally:
+        sb.down()
+    assert still_running(seen) == set()
+    assert_clean(sb)  # the engine's cgroups removed: a cgroup with a process in it cannot be
 
 
 def test_failed_up_cleans_up_halfway_state(monkeypatch):

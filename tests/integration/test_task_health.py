@@ -137,14 +137,16 @@ def test_unhealthy_task_is_replaced(cluster):
 # Fails its check at once; stops within a second of SIGTERM (the trap), so a stop takes no grace period.
 FAILING = ("--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1")
 TRAPPED = "trap 'exit 0' TERM; while true; do sleep 1; done"
-RESTART = ("--restart-delay", "5s", "--restart-max-attempts", "2", "--restart-window", "60s")
+DELAY_S, WINDOW_S = 3.0, 45.0  # the window well past the back-off alone (3, 6, then 12 s); was 5 s and 60 s
+RESTART = ("--restart-delay", f"{DELAY_S:.0f}s", "--restart-window", f"{WINDOW_S:.0f}s")
+RESTART += ("--restart-max-attempts", "2")
 
 
 def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
     """A task failing its health check counts as failed, as Swarm's restart supervisor counts it: it is
-    stopped at once and its replacement starts only after ``--restart-delay`` from its end (5 s, then
-    10 s: the back-off doubles with the slot's recent restarts), and with ``--restart-max-attempts 2
-    --restart-window 60s`` the third one's slot waits, every task desired ``shutdown``, until the first
+    stopped at once and its replacement starts only after ``--restart-delay`` from its end (3 s, then
+    6 s: the back-off doubles with the slot's recent restarts), and with ``--restart-max-attempts 2
+    --restart-window 45s`` the third one's slot waits, every task desired ``shutdown``, until the first
     restart leaves the window. Before, each was replaced in the round that saw it unhealthy. The task's
     container carries ``--stop-grace-period`` as ``Config.StopTimeout`` (Docker's 10 s before)."""
     sb, nodes = cluster
@@ -181,7 +183,7 @@ def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
         print(f"flaky.1 container {inspected['Id'][:12]}: docker inspect Config.StopTimeout = {timeout}")
         assert timeout == 3, inspected["Config"]
 
-        for count, delay in ((2, 5.0), (3, 10.0)):  # the back-off doubles with one recent restart
+        for count, delay in ((2, DELAY_S), (3, 2 * DELAY_S)):  # the back-off doubles with one recent restart
             gone = wait_for(lambda c=count: stopped_unhealthy(c - 1), 60, f"task {count - 1} stopped")
             assert gone["message"] == "unhealthy", gone
             new = wait_for(lambda c=count: nth(c), delay + 30, f"task {count} of flaky.1")
@@ -191,8 +193,11 @@ def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
         first_restart = first_seen[nth(2)["id"]]  # type: ignore[index]
         third = wait_for(lambda: stopped_unhealthy(3), 60, "task 3 stopped")
         assert third["message"] == "unhealthy", third
-        # two restarts within the 60 s window: the slot waits until the first one leaves it
-        time.sleep(max(0.0, first_restart + 50.0 - time.time()))
+        # two restarts within the window: the slot waits until the first one leaves it. Looked at once the
+        # back-off alone (4 x the delay after the third ended) would have started a fourth, with 5 s to spare
+        look_at = third["state_at"] + 4 * DELAY_S + 5.0
+        assert look_at < first_restart + WINDOW_S - 5.0, (look_at, first_restart)
+        time.sleep(max(0.0, look_at - time.time()))
         waiting = slot_history()
         table = cli(sb, "n2", "service", "ps", "flaky").stdout.decode()
         print(f"service ps flaky {time.time() - first_restart:.1f} s after the first restart:\n{table}")
@@ -200,5 +205,5 @@ def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
         assert not tasks(nodes[0], "flaky"), "no task desired running while the window holds 2 restarts"
         fourth = wait_for(lambda: nth(4), 40, "task 4 once the window moved on")
         after = first_seen[fourth["id"]] - first_restart
-        print(f"flaky.1 task 4: seen {after:.2f} s after the first restart (window 60 s)")
-        assert 57.0 <= after <= 70.0, after  # the back-off alone: ~35 s; our polling lags a little
+        print(f"flaky.1 task 4: seen {after:.2f} s after the first restart (window {WINDOW_S:.0f} s)")
+        assert WINDOW_S - 3.0 <= after <= WINDOW_S + 10.0, after  # the back-off alone: ~26 s; polling lags

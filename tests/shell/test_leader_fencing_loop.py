@@ -16,13 +16,14 @@ import trio.testing
 
 from p2porch.clock import TrioClock
 from p2porch.config import SchedulerConfig
-from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.context import MemberContext
 from p2porch.leader.loop import serve_scheduler
 from p2porch.leader.scheduling import ROUND_CHUNK_ITEMS
 from p2porch.model import Node, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
 from p2porch.raft.status import RaftStatus
+from p2porch.testing.leader_context import leader_context
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 ME, OTHER = "10.0.0.1:7947", "10.0.0.2:7947"
@@ -33,36 +34,6 @@ EPOCH = 1_800_000_000.0
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
-
-
-class AliveGossip:
-    """Gossip as the loop reads it: both nodes alive."""
-
-    class Member:
-        state = "alive"
-        incarnation = 1
-        meta: dict[str, Any] = {}  # no restart announced (leader/restart_hold.py)
-
-    def members(self) -> dict[str, Any]:
-        return {"n1": self.Member(), "n2": self.Member()}
-
-
-def context(store: MemoryStore, clock: TrioClock) -> MemberContext:
-    board = LocalBoard()
-    board.gossip = AliveGossip()  # type: ignore[assignment]
-
-    async def ask_member(host: str) -> dict[str, Any] | None:
-        return None
-
-    return MemberContext(
-        store=store,
-        voter_control=store,
-        local=LocalNode("n1", "n1", "10.0.0.1", ME, "voter", 0, b"k" * 32),
-        board=board,
-        clock=clock,
-        commit_timeout_s=5.0,
-        ask_member=ask_member,
-    )
 
 
 async def service_on_two_nodes(store: MemoryStore, clock: TrioClock) -> MemberContext:
@@ -76,7 +47,7 @@ async def service_on_two_nodes(store: MemoryStore, clock: TrioClock) -> MemberCo
         await store.write(C.UpdateNode(at=clock.now(), node_id=f"n{i}", status="ready").encode())
     spec = ServiceSpec(name="web", image="busybox", replicas=REPLICAS)
     await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
-    return context(store, clock)
+    return leader_context(store, clock)
 
 
 async def wait_for(store: MemoryStore, condition: Callable[[ClusterState], bool]) -> None:

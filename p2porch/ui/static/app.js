@@ -163,15 +163,30 @@ async function refreshOverview() {
 
 // ----- services
 
+// A service's REPLICAS as `service ls` shows it (cli/service_rows.job_progress_text): a job's tasks
+// running / wanted at once, then its execution's completed slots, failed slots and a cron job's next tick.
+function replicasText(s) {
+  const job = s.job;
+  if (!job) return `${s.running}/${s.desired}`;
+  const next = job.schedule && job.next_tick
+    ? `next ${new Date(job.next_tick * 1000).toISOString().slice(11, 19)} UTC` : "";
+  if (job.iteration === 0 && job.schedule) return `0/0 (${next})`;
+  const extras = [`${job.completed}/${job.total} completed`];
+  if (job.failed) extras.push(`${job.failed} failed`);
+  if (next) extras.push(next);
+  return `${job.tasks_running || 0}/${job.tasks_desired || 0} (${extras.join(", ")})`;
+}
+
 async function refreshServices() {
   const services = await api("GET", "/services");
   const body = $("services-table").tBodies[0];
   $("services-empty").hidden = services.length > 0;
+  ui.jobs = new Set(services.filter((s) => s.job).map((s) => s.name));
   body.replaceChildren(...services.map((s) => {
     const pending = s.pending.reduce((sum, p) => sum + p.count, 0);
     const row = el("tr", { "data-service": s.name, class: s.name === ui.selected ? "selected" : "" },
       el("td", {}, s.name), el("td", {}, s.mode), el("td", {}, s.image),
-      el("td", { class: "running" }, `${s.running}/${s.desired}`),
+      el("td", { class: "running" }, replicasText(s)),
       el("td", {}, s.update_status ? s.update_status.state || "" : ""),
       el("td", { class: pending ? "state-pending" : "" }, pending || ""));
     row.addEventListener("click", () => select(s.name));
@@ -200,11 +215,16 @@ function select(name) {
 async function refreshDetail() {
   const name = ui.selected;
   const path = `/services/${encodeURIComponent(name)}`;
-  const [service, tasks] = await Promise.all([api("GET", path), api("GET", `${path}/tasks?all=false`)]);
+  // a job's tasks of its current execution, done ones too (they are told to stop once complete)
+  const job = ui.jobs !== undefined && ui.jobs.has(name);
+  const [service, found] = await Promise.all(
+    [api("GET", path), api("GET", `${path}/tasks?all=${job ? "true" : "false"}`)]);
   if (name !== ui.selected) return;
+  const tasks = service.job ? found.filter((t) => t.job_iteration === service.job.iteration) : found;
   $("detail-name").textContent = service.name;
+  const replicas = service.job ? replicasText(service) : `${service.running}/${service.desired} running`;
   $("detail-summary").textContent =
-    `${service.mode} · ${service.image} · ${service.running}/${service.desired} running · version ${service.version}`;
+    `${service.mode} · ${service.image} · ${replicas} · version ${service.version}`;
   // an emptied field the user is typing into is theirs: the refresh refills only one not focused
   if (!$("scale-replicas").value && document.activeElement !== $("scale-replicas")) $("scale-replicas").value = service.desired;
   if (!$("image-ref").value && document.activeElement !== $("image-ref")) $("image-ref").value = service.image;

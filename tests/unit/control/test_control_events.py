@@ -116,3 +116,32 @@ def test_a_failed_task_is_one_failed_event_not_two():
     )
     event = describe_change(change, task, state, 6.0)
     assert event is not None and (event["state"], event["desired_state"]) == ("running", "shutdown")
+
+
+def test_a_job_tasks_desired_state_is_the_one_service_ps_shows():
+    """A job's task said ``desired_state=running`` in ``events`` while ``service ps`` (and the web UI)
+    showed DESIRED ``complete``, as Swarm's: the event shows what those show (``shutdown`` once told to
+    stop before it completed)."""
+    state, _ = changes_of(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    spec = ServiceSpec(name="batch", image="busybox", mode="replicated-job")
+    state, _ = changes_of(state, C.CreateService(at=2.0, service_id="s", spec=spec).encode())
+    events, version = [], 0
+    task = Task("t1", "s", 1, None, state="assigned")
+    for put in (
+        task,
+        replace(task, state="running"),
+        replace(task, state="complete"),
+        replace(task, task_id="t2", slot=2, state="running", desired_state="shutdown"),
+    ):
+        before = state.tasks.get(put.task_id)
+        version = before.version if before else 0
+        state, (change,) = changes_of(
+            state, C.PutTasks(at=3.0, items=(C.TaskPut(put, task_version=version),)).encode()
+        )
+        events.append(describe_change(change, before, state, 4.0))
+    assert [(e["state"], e["desired_state"]) for e in events] == [
+        ("assigned", "complete"),
+        ("running", "complete"),
+        ("complete", "complete"),
+        ("running", "shutdown"),
+    ]

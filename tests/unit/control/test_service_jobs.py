@@ -145,6 +145,22 @@ async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_t
     assert forced["changed"] == ["execution"]  # written: the CLI must not say "nothing changed"
     changed = await ops.update("j", {"replicas": 3})
     assert changed["job"]["iteration"] == 3 and changed["desired"] == 3
+    # any change of a plain job runs it again: the answer says so, as --force's (h52a: `service scale
+    # batch=3` of a done job started execution 3 and the CLI said only "batch scaled to 3")
+    assert changed["changed"] == ["replicas", "execution"]
+    scaled = await ops.scale("j", 4)
+    assert scaled["job"]["iteration"] == 4 and "execution" in scaled["changed"]
+
+
+async def test_a_jobs_template_change_is_no_rollout_left_updating(ops, manager):
+    """h52a: ``service update --env-add X=1 batch`` wrote a rollout (``updating``) no one completes (jobs
+    are not rolled: the change starts an execution), so ``service inspect`` and the web UI said
+    ``updating`` for ever; a job's change writes none, and a record already stuck shows none."""
+    created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job"})
+    updated = await ops.update("j", {"env": {"X": "1"}})
+    assert updated["changed"] == ["env", "execution"]
+    assert manager.state.services[created["id"]].rollout is None
+    assert updated["update_status"] is None
 
 
 async def test_cron_job_waits_for_its_tick_and_only_force_starts_an_execution(ops, manager):
@@ -158,6 +174,7 @@ async def test_cron_job_waits_for_its_tick_and_only_force_starts_an_execution(op
     updated = await ops.update("c", {"schedule": {"timezone": "Europe/Paris"}})
     stored = manager.state.services[updated["id"]]
     assert stored.job_iteration == 0 and stored.spec.schedule is not None
+    assert "execution" not in updated["changed"]  # a cron job's change waits for its next tick
     assert (stored.spec.schedule.cron, stored.spec.schedule.timezone) == ("* * * * *", "Europe/Paris")
     forced = await ops.update("c", {"force": True})
     assert forced["job"]["iteration"] == 1
@@ -256,3 +273,26 @@ def test_cli_update_that_wrote_without_a_spec_change_says_what_it_did_not_nothin
     assert posted == [{"force": True}] and out.out == "batch\n"
     assert said in out.err and "nothing changed" not in out.err
     assert len(waited) == 1  # then waited for as any update (a job: nothing to wait for)
+
+
+def test_cli_scale_of_a_job_says_the_execution_it_started(monkeypatch, capsys):
+    """h52a: ``service scale batch=3`` of a job that had completed ran it again (a new execution) and
+    said only ``batch scaled to 3``; it says ``batch: execution 3 started`` as ``update --force`` does."""
+    from p2porch.cli import service as cli_service
+
+    answers = {
+        "batch": {"mode": "replicated-job", "changed": ["replicas", "execution"], "job": {"iteration": 3}},
+        "web": {"mode": "replicated", "changed": ["replicas"]},
+    }
+
+    class Api:
+        def post(self, path, body=None):
+            name = path.split("/")[2]
+            return {"id": "0123456789abcdef", "name": name, "version": 5, **answers[name]}
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Api())
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: None)
+    assert main(["service", "scale", "batch=3", "web=2"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "batch scaled to 3\nweb scaled to 2\n"
+    assert out.err == "batch: execution 3 started\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from p2porch.cli.service_rows import service_row, task_row
-from p2porch.control.service_ops import ServiceOps, task_counts
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.service_progress import task_counts
 from p2porch.control.task_liveness import counts_as_running, stale_message, unreported_reason
 from p2porch.model import Node, Service, ServiceSpec, Task
 from p2porch.raft.state import EMPTY_STATE

@@ -148,3 +148,33 @@ def test_formation_sends_no_message_back_to_its_sender_and_converges():
     assert sim.converged()
     assert sent > 1000
     assert back == 0, f"{back} of {sent} messages went back to the peer that sent them"
+
+
+def test_a_held_message_is_charged_to_the_selection_so_a_long_queue_spreads_to_the_others_as_before() -> None:
+    """Review r52f: a held message took no room, so one packet to its holder counted every queued
+    message as sent, and the others received far fewer copies under a queue longer than one packet."""
+
+    def deliveries(hold: bool) -> int:
+        q = BroadcastQueue()
+        for i in range(100):
+            q.queue(f"k{i}", ("m", i), 60)
+            if hold:
+                q.held_by(f"k{i}", ("m", i), "b")
+        got = 0
+        for _ in range(200):
+            q.get(1400, 8, peer="b")
+            msgs, _ = q.get(1400, 8, peer="c")
+            got += len(msgs)
+        return got
+
+    assert deliveries(hold=True) == deliveries(hold=False)
+
+
+def test_a_suspect_does_not_hold_the_dead_with_the_same_fields() -> None:
+    """Review r52f: Suspect and Dead are NamedTuples with equal fields; a peer relaying a Suspect does
+    not hold the Dead queued about the same node."""
+    q = BroadcastQueue()
+    q.queue("x", Dead(1, "x", "c"), 40)
+    q.held_by("x", Suspect(1, "x", "c"), "b")
+    msgs, _ = q.get(1400, 8, peer="b")
+    assert msgs == [Dead(1, "x", "c")]

@@ -117,3 +117,29 @@ def test_a_step_is_stored_with_replicas_survives_a_user_update_and_is_an_event()
     from p2porch.model import Service
 
     assert Service.from_dict(later.services["s1"].to_dict()) == later.services["s1"]
+
+
+def test_usage_over_a_limit_counts_as_the_limit_so_100_percent_of_a_50_target_doubles() -> None:
+    """h52a: one task limited to 0.2 CPU, burning, read 100.02 % of its limit over the window (CPU time
+    accounted at the window's edges); ceil(1 x 100.02 / 50) = 3, so the event said ``1 -> 3: cpu 100 %
+    of limit ..., target 50 %``. A task cannot use more than its limit: it counts as 100 %, so 1 -> 2.
+    Of a reservation (no limit) usage above it is real and kept."""
+    from p2porch.leader.autoscale import recommend
+
+    limited = spec(limit_cpu_nanos=200_000_000, limit_memory_bytes=100)
+    st = state_with([task(1)], limited)
+    reports = {
+        "n1": {
+            "window_s": 30,
+            "tasks": [{"task_id": "t1", "full": True, "cpu_cores": 0.20004, "memory_bytes": 101}],
+        }
+    }
+    usage = service_usage(st, "s1", limited, reports)
+    assert usage is not None and (usage.cpu_percent, usage.memory_percent) == (100.0, 100.0)
+    policy = policy_of(limited)
+    assert policy is not None
+    decision = recommend(policy, 1, usage, (), 100.0, last_scale_at=0.0, observing_since=0.0)
+    assert decision.desired == 2, decision.reason
+    reserved = spec(reserve_cpu_nanos=200_000_000)
+    over = service_usage(state_with([task(1)], reserved), "s1", reserved, reports)
+    assert over is not None and over.cpu_percent is not None and over.cpu_percent > 100.0

@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
-from p2porch.leader.scheduling import node_status_updates, rebalance_done_updates, update_failure_updates
+from p2porch.leader.followups import rebalance_done_updates, refused_rollback, update_failure_updates
+from p2porch.leader.scheduling import node_status_updates
 from p2porch.model import Node, NodeStatus, Service, ServiceSpec
 from p2porch.raft import command_gate
 from p2porch.raft import commands as C
@@ -80,6 +81,48 @@ def test_a_rollback_point_an_older_member_does_not_read_pauses_instead() -> None
     assert "n2" in write[1].rollout.reason
     (write,) = update_failure_updates(state, failures, 3.0, lambda: {"n1": new, "n2": new})  # upgraded
     assert write[2] == "rollback"
+
+
+def test_a_rollback_point_naming_a_removed_secret_or_config_pauses_instead() -> None:
+    """Review r52c: after a rotation by new name (Docker's: `service update --secret-rm db_v1 --secret-add
+    db_v2`, then `secret rm db_v1`, which Swarm allows), a failed update rolled back to the spec naming
+    db_v1: every task failed to start, and the service ended paused with a generic reason."""
+    old = ServiceSpec.from_dict({**spec("app:1").to_dict(), "secrets": ["db_v1"], "configs": ["app.conf"]})
+    state = service_state(spec("app:2"), previous_spec=old)
+    failures = [UpdateFailed("s1", "t1", "rollback")]
+    (write,) = update_failure_updates(state, failures, 3.0)
+    assert write[2] == "pause" and write[1].update_paused is True
+    assert write[1].rollout is not None
+    assert "(not rolled back: its previous spec's secret 'db_v1' no longer exists)" in write[1].rollout.reason
+    for kind, name in (("secret", "db_v1"), ("config", "app.conf")):
+        put = C.PutSecret(
+            at=2.6,
+            kind=kind,
+            name=name,
+            object_id=f"o-{name}",
+            secret_version=1,
+            sealed=b"x",
+            digest="d",
+            size=1,
+        )
+        state = run(state, put.encode())
+    ((_, _, action),) = update_failure_updates(state, failures, 3.0)
+    assert action == "rollback"
+
+
+def test_a_rollback_the_fsm_refuses_is_paused_naming_the_refusal() -> None:
+    state = service_state(spec("app:2"), previous_spec=spec("app:1"))
+    ((service, rollback, _),) = update_failure_updates(
+        state, [UpdateFailed("s1", "t1", "rollback", "boom")], 3.0
+    )
+    pause = refused_rollback(service, 3.0, rollback, "--publish: port '30000' (tcp) is already in use")
+    state = commit(state, [(service, pause)])
+    after = state.services["s1"]
+    assert after.update_paused and after.spec.image == "app:2" and after.rollout is not None
+    assert (
+        after.rollout.reason
+        == "update failed: boom (not rolled back: --publish: port '30000' (tcp) is already in use)"
+    )
 
 
 def test_finished_rebalances_drop_only_the_request() -> None:

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import pytest
 
+from p2porch.leader.followups import rollout_done_updates, update_failure_updates
 from p2porch.leader.incremental import IncrementalPlanner, restless
 from p2porch.leader.scheduling import (
     Round,
@@ -24,9 +25,7 @@ from p2porch.leader.scheduling import (
     placed_tasks,
     plan_round,
     plan_scope,
-    rollout_done_updates,
     spread_without_outgoing,
-    update_failure_updates,
 )
 from p2porch.model import Node, NodeStatus, Rollout, ServiceSpec, Task
 from p2porch.model.container import PortPublish, RestartPolicy, UpdateConfig

@@ -1,7 +1,7 @@
 """The rollout record of a service: its stored form, the leader's writes, and the events it makes."""
 
 from p2porch.control.events import describe_change
-from p2porch.leader.scheduling import rollout_done_updates, update_failure_updates
+from p2porch.leader.followups import rollout_done_updates, update_failure_updates
 from p2porch.model import Rollout, Service, ServiceSpec
 from p2porch.model.container import UpdateConfig
 from p2porch.raft import commands as C

@@ -79,9 +79,26 @@ def test_a_wiped_host_whose_old_record_is_down_is_told_to_node_rm_it():
     assert info.value.field == "--advertise-addr"
     assert "node n3, which is down" in info.value.message and "`p2porch node rm n3`" in info.value.message
     assert "NAT" not in info.value.message
-    with pytest.raises(ConfigError) as info:  # a ready node at that address: the NAT hint, as before
+    with pytest.raises(ConfigError) as info:  # another name at that address: the NAT hint, as before
         check_joiner(joiner(addr="10.0.0.1"), "10.0.0.1", LIVE)
     assert "behind one NAT" in info.value.message
+
+
+def test_the_hint_follows_the_joiners_name_then_the_old_records_status():
+    """Review r52c: the data-dir hint went by the old record's status alone: another node down behind the
+    same NAT was told to `node rm` it, and a wiped host whose old record was still ready (not yet seen
+    dead) was told about NAT."""
+    down = [Node("a" * 16, "n3", "10.0.0.3", 7947, 7946, status="down")]
+    with pytest.raises(ConfigError) as info:  # another node: its own ports behind the NAT
+        check_joiner(joiner(name="n4", addr="10.0.0.3"), "10.0.0.3", down)
+    assert "behind one NAT" in info.value.message and "node rm" not in info.value.message
+    ready = [Node("a" * 16, "n3", "10.0.0.3", 7947, 7946, status="ready")]
+    with pytest.raises(ConfigError) as info:  # the same name, its old record still ready: wait, then rm
+        check_joiner(joiner(name="n3", addr="10.0.0.3"), "10.0.0.3", ready)
+    assert "node n3, which is ready: if this host was n3 and lost its data dir, wait until n3 is down" in (
+        info.value.message
+    )
+    assert "`p2porch node rm n3`" in info.value.message and "NAT" not in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,11 @@ from .compose_text import load, refusal, spec_of
         (r'A="\0101\0777"', "A\\0777"),  # octal \0NNN up to 255 (Go's \NNN), a larger one as written
         (r'A="it\'s"', "it\\'s"),  # \' is no escape between double quotes: before, the backslash went
         (r'A="say \"hi\""', 'say "hi"'),
+        (r'A="a\\"', "a\\"),  # \\ is a pair (then \), so the quote closes: refused in session 52
         (r'A="\q"', "\\q"),  # an unknown escape keeps its backslash
-        # single quotes: literal, a backslash too; a quote right after one does not close the value
-        (r"A='it\'s $HOME'", "it\\'s $HOME"),  # before: \' was read as the quote alone
+        # single quotes: literal, but \' is the quote and any other backslash keeps the next character
+        (r"A='it\'s $HOME'", "it's $HOME"),  # session 52 read it\'s
+        (r"A='a\\'", "a\\\\"),  # the pair stays as written and the quote closes: refused in session 52
         (r"A='a\\b'", "a\\\\b"),
         # unquoted: a comment starts at " #", not at a tab or a bare #
         ("A=abc#def", "abc#def"),
@@ -46,10 +48,21 @@ def test_a_dotenv_value_reads_as_compose_reads_it(line: str, value: str) -> None
     assert parse_dotenv(line + "\n", "x.env", {"HOME": "/root"})["A"] == value
 
 
-@pytest.mark.parametrize("line", [r'A="a\\"', r"A='a\\'", r"A='a\'"])
-def test_a_quote_right_after_a_backslash_never_closes_a_dotenv_value(line: str) -> None:
-    """compose-go's dotenv/parser.go (extractVarValue): "skip escaped quote symbol" whatever precedes
-    the backslash; before, ``\\\\`` was a pair and the quote after it closed the value."""
+def test_a_backslash_takes_the_next_character_in_a_quoted_dotenv_value() -> None:
+    """compose-go v2's dotenv (extractVarValue since its PR #511, the parser docker/cli vendors): a
+    backslash takes the next character, so a quote after ``\\\\`` closes the value and ``\\'`` is a
+    quote; session 52 refused the first two ("not closed") and kept the backslash of the third."""
+    text = 'DB_PASSWORD="s3cret\\\\"\nROOT="C:\\\\data\\\\"\nNEXT="x"\nMSG=\'Let\\\'s go!\'\n'
+    assert parse_dotenv(text, "x.env") == {
+        "DB_PASSWORD": "s3cret\\",
+        "ROOT": "C:\\data\\",
+        "NEXT": "x",
+        "MSG": "Let's go!",
+    }
+
+
+@pytest.mark.parametrize("line", [r"A='a\'", r'A="a\"', r'A="a\\\"'])
+def test_a_quote_a_backslash_takes_does_not_close_a_dotenv_value(line: str) -> None:
     with pytest.raises(ConfigError, match="x.env line 1: a (double|single)-quoted value is not closed"):
         parse_dotenv(line + "\n", "x.env")
 
@@ -180,17 +193,45 @@ def test_a_null_in_a_later_file_keeps_the_earlier_list_or_mapping() -> None:
     assert spec["container"]["log_driver"] == "syslog"
 
 
-def test_a_null_command_is_the_image_s_again_and_a_null_environment_is_refused() -> None:
+def test_a_null_command_is_the_image_s_again_and_a_null_environment_keeps_the_earlier_one() -> None:
+    """compose-go merges ``environment`` and ``env_file`` with mergeToSequence, which keeps the base
+    for a null, and validates the merged model; session 52 refused the override ("got nothing")."""
     assert _merged("services:\n  web:\n    command:\n")["command"] == []
+    assert _merged("services:\n  web:\n    environment:\n")["env"] == {"A": "1"}
+    base = "services:\n  web:\n    image: x\n    env_file: [app.env]\n"
+    files = [
+        ComposeFile("base.yml", base, "/p"),
+        ComposeFile("over.yml", "services:\n  web:\n    env_file:\n", "/p"),
+    ]
+    definition = load_stack("app", files, {"/p/app.env": "B=2\n"}.__getitem__, environ={})
+    assert spec_of(definition, "web")["env"] == {"B": "2"}
+
+
+@pytest.mark.parametrize("key", ["environment", "env_file"])
+def test_a_null_environment_in_one_file_is_refused(key: str) -> None:
     with pytest.raises(ConfigError) as info:
-        _merged("services:\n  web:\n    environment:\n")
-    assert "services.web.environment: expected a mapping or a list, got nothing" in info.value.message
+        load_stack("app", f"services:\n  web:\n    image: x\n    {key}:\n", environ={})
+    assert f"services.web.{key}: expected" in info.value.message
+
+
+def test_a_null_scalar_in_a_later_file_keeps_the_earlier_value() -> None:
+    """compose-go's mergeYaml returns the base for a null override; before, ``restart:`` and ``image:``
+    were refused ("expected a string or number, got nothing") and ``stop_signal`` was dropped."""
+    base = "services:\n  web:\n    image: x\n    restart: always\n    stop_signal: SIGINT\n"
+    over = "services:\n  web:\n    restart:\n    stop_signal:\n    image:\n"
+    files = [ComposeFile("base.yml", base, "/p"), ComposeFile("over.yml", over, "/p")]
+    definition = load_stack("app", files, environ={})
+    assert {k: definition.model["services"]["web"][k] for k in ("image", "restart", "stop_signal")} == {
+        "image": "x",
+        "restart": "always",
+        "stop_signal": "SIGINT",
+    }
 
 
 def test_a_null_under_a_key_named_like_a_replaced_attribute_keeps_the_earlier_value() -> None:
-    """Only the service's own ``command``, ``entrypoint``, ``environment``, ``env_file`` (and
-    ``healthcheck.test``) take a null; before, a network or volume named ``test`` (or ``command``) lost
-    its aliases, driver and options to a null in a later file."""
+    """Only the service's own ``command``, ``entrypoint`` (and ``healthcheck.test``) take a null; before,
+    a network or volume named ``test`` (or ``command``) lost its aliases, driver and options to a null
+    in a later file."""
     base = """
     services:
       a: {image: nginx, networks: {test: {aliases: [foo]}}, volumes: ['test:/data']}
@@ -208,7 +249,7 @@ def test_a_null_under_a_key_named_like_a_replaced_attribute_keeps_the_earlier_va
 
 
 def test_a_null_healthcheck_test_in_a_later_file_is_refused() -> None:
-    """As a null ``environment``: Compose's schema refuses the override file."""
+    """compose-go's ``override`` rule sets it to null and its schema refuses the merged model."""
     base = "services:\n  web:\n    image: x\n    healthcheck: {test: [CMD, 'true'], retries: 5}\n"
     over = "services:\n  web:\n    healthcheck: {test: , interval: 10s}\n"
     files = [ComposeFile("base.yml", base, "/p"), ComposeFile("over.yml", over, "/p")]

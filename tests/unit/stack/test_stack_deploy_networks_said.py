@@ -14,6 +14,7 @@ import pytest
 
 from p2porch.cli import main
 from p2porch.cli import stack as cli_stack
+from p2porch.errors import ConflictError
 
 COMPOSE = """
 services:
@@ -32,8 +33,9 @@ networks:
 class Api:
     """Two waves: db's creates ``shop_back``; web's (the last, with prune) removes ``shop_old``."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse_wave: int = 0) -> None:
         self.waves = 0
+        self.refuse_wave = refuse_wave
 
     def get(self, path: str, **_: Any) -> Any:
         if path in ("/objects/secret", "/objects/config"):
@@ -47,6 +49,8 @@ class Api:
     def post(self, path: str, body: Any) -> Any:
         assert path == "/stacks/shop", path
         self.waves += 1
+        if self.waves == self.refuse_wave:
+            raise ConflictError("port 8080 is taken", field="services.web.ports")
         rows = [{"name": f"shop-{s['short']}", "action": "created", "id": "x"} for s in body["services"]]
         answer: dict[str, Any] = {"stack": "shop", "services": rows}
         if self.waves == 1:
@@ -80,3 +84,14 @@ def test_json_keeps_the_networks_an_earlier_wave_created(tmp_path, monkeypatch, 
     answer = json.loads(capsys.readouterr().out)
     assert answer["created_networks"] == ["shop_back"]  # main: the last wave's answer had none
     assert answer["removed_networks"] == ["shop_old"] and answer["written"] is True
+
+
+def test_a_network_created_before_a_later_wave_was_refused_is_said(tmp_path, monkeypatch, capsys) -> None:
+    """Review r52c: the lines were printed only once every wave succeeded; web's wave refused, db's
+    network exists all the same (a refusal removes only the secrets and configs the deploy created)."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    api = Api(refuse_wave=2)
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
+    assert main(["stack", "deploy", "-c", str(compose), "shop"]) != 0
+    assert "created network shop_back" in capsys.readouterr().err.splitlines()  # main: not said

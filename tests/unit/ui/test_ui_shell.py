@@ -86,3 +86,44 @@ def test_hidden_elements_stay_hidden_whatever_their_display_rule():
     }
     assert displayed, "the check sees main's display rule"
     assert re.search(r"\[hidden\]\s*\{[^}]*display\s*:\s*none\s*!important", css)
+
+
+def test_a_job_row_shows_its_execution_progress_and_its_panel_its_done_tasks():
+    """h52a: the services table showed a done job as ``0/3`` (``service ls``: ``0/3 (3/3 completed)``),
+    a cron job before its first tick as ``0/0``, and the job's panel had no task at all (it asked for
+    the tasks meant to run; a job's are told to stop once complete). The table says what ``service ls``
+    says (``replicasText``, run here under node when it is installed), the panel lists the tasks of the
+    current execution."""
+    import json
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from p2porch.cli.service_rows import job_progress_text
+
+    script = load_assets()["app.js"][0].decode()
+    assert "replicasText(s)" in script and "tasks?all=${job ? " in script
+    assert "t.job_iteration === service.job.iteration" in script
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    function = re.search(r"^function replicasText\(s\) \{.*?^\}$", script, flags=re.S | re.M)
+    assert function is not None
+    views = [
+        {"running": 0, "desired": 3, "job": {"iteration": 1, "completed": 3, "total": 3, "failed": 0,
+                                              "tasks_running": 0, "tasks_desired": 3}},
+        {"running": 0, "desired": 2, "job": {"iteration": 1, "completed": 0, "total": 2, "failed": 2,
+                                              "tasks_running": 0, "tasks_desired": 2}},
+        {"running": 0, "desired": 1, "job": {"iteration": 4, "completed": 1, "total": 1, "failed": 0,
+                                              "schedule": "* * * * *", "next_tick": 1796464200.0,
+                                              "tasks_running": 0, "tasks_desired": 1}},
+        {"running": 0, "desired": 0, "job": {"iteration": 0, "completed": 0, "total": 1, "failed": 0,
+                                              "schedule": "* * * * *", "next_tick": 1796464200.0}},
+        {"running": 2, "desired": 3},
+    ]  # fmt: skip
+    program = f"{function.group(0)}\nfor (const s of {json.dumps(views)}) console.log(replicasText(s));"
+    shown = subprocess.run([node, "-e", program], capture_output=True, text=True, check=True).stdout
+    expected = [job_progress_text(v["job"]) if "job" in v else "2/3" for v in views]
+    assert shown.splitlines() == expected
+    assert expected[0] == "0/3 (3/3 completed)" and expected[2].endswith(", next 09:50:00 UTC)")
