@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from p2porch.control.service_ops import ServiceOps
-from p2porch.leader.scheduling import update_failure_updates
+from p2porch.leader.followups import update_failure_updates
 from p2porch.model import Node, Rollout, Task
 from p2porch.model.rollout import RolloutState
 from p2porch.raft import commands as C
