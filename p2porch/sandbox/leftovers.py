@@ -129,7 +129,7 @@ def kill_if_under(pid: int, cgroup_parent: str, proc: str = "/proc") -> bool:
     pid read from cgroup.procs may have exited and been given to another process since. True if sent."""
     try:
         fd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    except OSError:  # gone; or no pidfd here: it is not signalled, and down names it as a survivor
         return False
     try:
         if not in_cgroup(pid, cgroup_parent, proc):
