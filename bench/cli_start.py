@@ -1,0 +1,183 @@
+"""A ``p2porch`` command's own start-up, paired between trees (issue 19; no root, no sandbox).
+
+    python bench/cli_start.py TREE [TREE ...] [--runs 20] [--compiled]
+
+Each TREE is a checkout with a ``.venv`` (a symlink to another tree's is fine: ``python -m p2porch`` runs
+with TREE as its working directory, so TREE's code is imported, see "A pitfall for paired runs" in
+docs/performance.md). A unix socket in a temporary directory answers at once, as a daemon would: a join's
+and an init's answer, no nodes and no services. For each command (``join``, ``init``, ``node ls``,
+``service ls``, ``--help``) the trees run in turn, ``--runs`` times each (A B A B ...); per process its
+CPU (user + sys) and peak RSS come from ``wait4``. One more run per tree and command counts the modules
+loaded at exit, and ``-X importtime`` the imports' own time (wall, the least of five runs). Without
+``--compiled`` the bytecode is compiled from source on every run, as the sandbox's daemons and CLIs run here
+(``PYTHONDONTWRITEBYTECODE=1``, no ``__pycache__``); with it each tree's bytecode is cached under a
+temporary ``PYTHONPYCACHEPREFIX`` (as an installed package has it), written by a warm-up run. Prints one
+JSON object: per tree and command ``cpu_ms`` p50 (and min), ``rss_mb`` p50, ``modules``, ``import_ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Any
+
+ANSWERS: dict[str, Any] = {
+    "/v1/cluster/join": {"cluster_id": "c1", "role": "replica", "node_id": "n2"},
+    "/v1/cluster/init": {
+        "cluster_id": "c1",
+        "node_id": "n1",
+        "join_addr": "10.0.0.1:7948",
+        "token": "P2PT-x",
+    },
+    "/v1/nodes": [],
+    "/v1/services": [],
+}
+COMMANDS: dict[str, list[str]] = {
+    "join": ["join", "10.0.0.1", "--token", "P2PT-x"],
+    "init": ["init"],
+    "node ls": ["node", "ls"],
+    "service ls": ["service", "ls"],
+    "--help": ["--help"],
+}
+#: run as ``python -c``: the CLI as ``python -m p2porch`` runs it, then the count of modules at exit (not
+#: those registered unexecuted, p2porch/lazyimport.py, that nothing asked a name of)
+COUNT = (
+    "import atexit, runpy, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "ran = lambda m: m is not None and getattr(vars(m).get('__getattr__'), '__name__', '') != 'full_init'\n"
+    "atexit.register(lambda: open(out, 'w').write(str(sum(map(ran, sys.modules.values())))))\n"
+    "sys.argv[0] = 'p2porch'\n"
+    "runpy.run_module('p2porch', run_name='__main__')\n"
+)
+
+
+def fake_daemon(path: str) -> None:
+    """Answers each request on ``path`` from ``ANSWERS`` by its path (one request per connection)."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(16)
+
+    def serve() -> None:
+        while True:
+            connection, _ = server.accept()
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                lengths = [ln.split(b":")[1] for ln in lines if ln.lower().startswith(b"content-length")]
+                while len(body) < int(lengths[0] if lengths else 0):
+                    body += connection.recv(65536)
+                target = lines[0].split(b" ")[1].decode().partition("?")[0]
+                found = target in ANSWERS
+                answer = json.dumps(ANSWERS[target] if found else {"error": "not_found"}).encode()
+                status = b"200 OK" if found else b"404 Not Found"
+                connection.sendall(
+                    b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (status, len(answer), answer)
+                )
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+def run_once(tree: str, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """One CLI process: its CPU ms and peak RSS MB (``wait4``); a failing command ends the bench."""
+    proc = subprocess.Popen(
+        argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    errors = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{tree}: {' '.join(argv)} exited {proc.returncode}: {errors}")
+    return (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss / 1024
+
+
+def import_ms(tree: str, argv: list[str], env: dict[str, str]) -> float:
+    """The imports' own time (``-X importtime``: the top-level imports' cumulative microseconds)."""
+    done = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], cwd=tree, env=env, capture_output=True, text=True
+    )
+    total = 0
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit() and not name.startswith("  "):  # top level: one space
+                total += int(cumulative)
+    return total / 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("trees", nargs="+", help="checkouts with a .venv each (main, a branch)")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--compiled", action="store_true", help="cached bytecode, as an installed package")
+    args = parser.parse_args()
+    trees = [os.path.abspath(t) for t in args.trees]
+    scratch = tempfile.mkdtemp(prefix="p2cs-", dir="/tmp")
+    try:
+        sock = os.path.join(scratch, "api.sock")
+        fake_daemon(sock)
+        envs = {}
+        for index, tree in enumerate(trees):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("P2PORCH_")}
+            env["P2PORCH_HOST"] = f"unix://{sock}"
+            if args.compiled:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = os.path.join(scratch, f"pyc{index}")
+            else:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            envs[tree] = env
+        load_start = os.getloadavg()[0]
+        result: dict[str, dict[str, Any]] = {tree: {} for tree in trees}
+        for name, words in COMMANDS.items():
+            samples: dict[str, list[tuple[float, float]]] = {tree: [] for tree in trees}
+            for tree in trees:  # a warm-up (the bytecode cache, with --compiled) and the counts
+                python = f"{tree}/.venv/bin/python"
+                run_once(tree, [python, "-m", "p2porch", *words], envs[tree])
+                out = os.path.join(scratch, "modules")
+                run_once(tree, [python, "-c", COUNT, out, *words], envs[tree])
+                with open(out) as f:
+                    modules = int(f.read())
+                imports = [import_ms(tree, [python, "-m", "p2porch", *words], envs[tree]) for _ in range(5)]
+                result[tree][name] = {"modules": modules, "import_ms": round(min(imports), 1)}
+            for _ in range(args.runs):
+                for tree in trees:
+                    argv = [f"{tree}/.venv/bin/python", "-m", "p2porch", *words]
+                    samples[tree].append(run_once(tree, argv, envs[tree]))
+            for tree in trees:
+                cpu = [c for c, _ in samples[tree]]
+                result[tree][name].update(
+                    cpu_ms=round(statistics.median(cpu), 1),
+                    cpu_ms_min=round(min(cpu), 1),
+                    rss_mb=round(statistics.median(r for _, r in samples[tree]), 1),
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        json.dumps(
+            {
+                "what": "cli_start",
+                "runs": args.runs,
+                "bytecode": "compiled" if args.compiled else "source",
+                "load": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+                "trees": result,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
