@@ -8,11 +8,13 @@ docs/performance.md). A unix socket in a temporary directory answers at once, as
 and an init's answer, no nodes and no services. For each command (``join``, ``init``, ``node ls``,
 ``service ls``, ``--help``) the trees run in turn, ``--runs`` times each (A B A B ...); per process its
 CPU (user + sys) and peak RSS come from ``wait4``. One more run per tree and command counts the modules
-loaded at exit, and ``-X importtime`` the imports' own time (wall, the least of five runs). Without
+loaded at exit (``-X importtime`` reads wall time, which the shared machine's load swamps: the imports'
+time is read as CPU above ``bare_python``, a command's own work besides them being a request). Without
 ``--compiled`` the bytecode is compiled from source on every run, as the sandbox's daemons and CLIs run here
 (``PYTHONDONTWRITEBYTECODE=1``, no ``__pycache__``); with it each tree's bytecode is cached under a
 temporary ``PYTHONPYCACHEPREFIX`` (as an installed package has it), written by a warm-up run. Prints one
-JSON object: per tree and command ``cpu_ms`` p50 (and min), ``rss_mb`` p50, ``modules``, ``import_ms``.
+JSON object: per tree and command ``cpu_ms`` p50 (and min), ``rss_mb`` p50, ``modules``;
+``bare_python``: ``python -c pass`` the same way, the floor under every command.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 from typing import Any
@@ -103,20 +104,6 @@ def run_once(tree: str, argv: list[str], env: dict[str, str]) -> tuple[float, fl
     return (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss / 1024
 
 
-def import_ms(tree: str, argv: list[str], env: dict[str, str]) -> float:
-    """The imports' own time (``-X importtime``: the top-level imports' cumulative microseconds)."""
-    done = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]], cwd=tree, env=env, capture_output=True, text=True
-    )
-    total = 0
-    for line in done.stderr.splitlines():
-        if line.startswith("import time:") and line.count("|") == 2:
-            _, cumulative, name = line.split("|")
-            if cumulative.strip().isdigit() and not name.startswith("  "):  # top level: one space
-                total += int(cumulative)
-    return total / 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -151,8 +138,7 @@ def main() -> None:
                 run_once(tree, [python, "-c", COUNT, out, *words], envs[tree])
                 with open(out) as f:
                     modules = int(f.read())
-                imports = [import_ms(tree, [python, "-m", "p2porch", *words], envs[tree]) for _ in range(5)]
-                result[tree][name] = {"modules": modules, "import_ms": round(min(imports), 1)}
+                result[tree][name] = {"modules": modules}
             for _ in range(args.runs):
                 for tree in trees:
                     argv = [f"{tree}/.venv/bin/python", "-m", "p2porch", *words]
@@ -164,6 +150,10 @@ def main() -> None:
                     cpu_ms_min=round(min(cpu), 1),
                     rss_mb=round(statistics.median(r for _, r in samples[tree]), 1),
                 )
+        tree = trees[0]  # the interpreter alone, the floor of every command (the same in every venv)
+        bare = [
+            run_once(tree, [f"{tree}/.venv/bin/python", "-c", "pass"], envs[tree]) for _ in range(args.runs)
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(
@@ -173,6 +163,10 @@ def main() -> None:
                 "runs": args.runs,
                 "bytecode": "compiled" if args.compiled else "source",
                 "load": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+                "bare_python": {
+                    "cpu_ms": round(statistics.median(c for c, _ in bare), 1),
+                    "rss_mb": round(statistics.median(r for _, r in bare), 1),
+                },
                 "trees": result,
             }
         )
@@ -180,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
