@@ -23,12 +23,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 from typing import Any
+
+from p2porch.testing.fake_api import serve_unix_api
 
 ANSWERS: dict[str, Any] = {
     "/v1/cluster/join": {"cluster_id": "c1", "role": "replica", "node_id": "n2"},
@@ -60,36 +60,6 @@ COUNT = (
 )
 
 
-def fake_daemon(path: str) -> None:
-    """Answers each request on ``path`` from ``ANSWERS`` by its path (one request per connection)."""
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(16)
-
-    def serve() -> None:
-        while True:
-            connection, _ = server.accept()
-            with connection:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += connection.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                lines = head.split(b"\r\n")
-                lengths = [ln.split(b":")[1] for ln in lines if ln.lower().startswith(b"content-length")]
-                while len(body) < int(lengths[0] if lengths else 0):
-                    body += connection.recv(65536)
-                target = lines[0].split(b" ")[1].decode().partition("?")[0]
-                found = target in ANSWERS
-                answer = json.dumps(ANSWERS[target] if found else {"error": "not_found"}).encode()
-                status = b"200 OK" if found else b"404 Not Found"
-                connection.sendall(
-                    b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                    % (status, len(answer), answer)
-                )
-
-    threading.Thread(target=serve, daemon=True).start()
-
-
 def run_once(tree: str, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """One CLI process: its CPU ms and peak RSS MB (``wait4``); a failing command ends the bench."""
     proc = subprocess.Popen(
@@ -116,7 +86,7 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="p2cs-", dir="/tmp")
     try:
         sock = os.path.join(scratch, "api.sock")
-        fake_daemon(sock)
+        serve_unix_api(sock, lambda method, path: (200, ANSWERS[path]) if path in ANSWERS else (404, {}))
         envs = {}
         for index, tree in enumerate(trees):
             env = {k: v for k, v in os.environ.items() if not k.startswith("P2PORCH_")}

@@ -6,13 +6,13 @@ are loaded, and OpenSSL (``ssl``, which ``http.client`` imports) is registered b
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+
+from p2porch.testing.fake_api import serve_unix_api
 
 #: modules a join or an init never uses: loaded only by --format, --filter, `status` or a noun's command
 HEAVY = (
@@ -27,42 +27,13 @@ HEAVY = (
     "_bz2",
     "_lzma",
 )
-ERROR = json.dumps({"error": "P2POrchError", "message": "refused by the test"}).encode()
-
-
-def answering_an_error(path: Path) -> list[bytes]:
-    """A socket at ``path`` answering each request with a 400; returns the requests' first lines."""
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen(4)
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            connection, _ = server.accept()
-            with connection:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += connection.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = [h for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:")]
-                while len(body) < int(length[0].split(b":")[1] if length else 0):
-                    body += connection.recv(65536)  # the whole request: a reply before it breaks its write
-                seen.append(head.partition(b"\r\n")[0])
-                connection.sendall(
-                    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-                    + b"content-length: %d\r\n\r\n" % len(ERROR)
-                    + ERROR
-                )
-
-    threading.Thread(target=serve, daemon=True).start()
-    return seen
+ERROR = {"error": "P2POrchError", "message": "refused by the test"}
 
 
 @pytest.mark.parametrize("words", [["join", "10.0.0.1", "--token", "P2PT-x"], ["init"]])
 def test_join_and_init_send_their_request_without_the_heavy_modules(tmp_path: Path, words: list[str]) -> None:
     sock = tmp_path / "api.sock"
-    seen = answering_an_error(sock)
+    seen = serve_unix_api(str(sock), lambda method, path: (400, ERROR))  # answers an error at once
     code = (
         "import json, sys\n"
         "from p2porch.cli.main import main\n"
@@ -74,7 +45,7 @@ def test_join_and_init_send_their_request_without_the_heavy_modules(tmp_path: Pa
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["rc"] == 1 and "refused by the test" in done.stderr  # the request was answered
-    assert [line.split(b" ")[:2] for line in seen] == [[b"POST", f"/v1/cluster/{words[0]}".encode()]]
+    assert seen == [("POST", f"/v1/cluster/{words[0]}")]
     loaded = set(result["modules"])
     assert "p2porch.cli.cluster" in loaded and "http.client" in loaded  # the check can fail
     assert sorted(m for m in HEAVY if m in loaded) == []
