@@ -10,8 +10,9 @@ object, and is then looked up. So a later ``from unittest import TestCase`` anyw
 class (at the old cost, once). :func:`register_unexecuted_module` does the same for a plain module that
 its importer only binds (``import gzip``, ``from unittest import mock``) and uses later, if ever: the
 module runs on the first name asked of it. :data:`DAEMON_ABSENT_MODULES` are marked absent in a daemon
-(an ``import`` of them raises ImportError), where the standard library has a fallback for them. Owns
-nothing else; never patches a library.
+(an ``import`` of them raises ImportError), where the standard library has a fallback for them;
+:data:`CLI_UNEXECUTED_MODULES` are registered unexecuted for every other command line. Owns nothing
+else; never patches a library.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from types import ModuleType
 from typing import Any
 
 __all__ = [
-    "DAEMON_ABSENT_MODULES",
     "CLI_UNEXECUTED_MODULES",
+    "DAEMON_ABSENT_MODULES",
     "DAEMON_UNEXECUTED_MODULES",
     "defer_cli_modules",
     "defer_daemon_modules",

@@ -33,7 +33,7 @@ from .util import (
 )
 from .view_format import add_view_format, view_lines
 
-# Only what init and join use is imported above (a `p2porch join` starts in ~100 ms of CPU, issue 19): the
+# Only what init and join use is imported above (a `p2porch join` starts in ~50-70 ms of CPU, issue 19): the
 # template engine and the model come with a --format (view_format.py, the Docker paths below), the rows'
 # texts with `status`.
 

@@ -155,7 +155,8 @@ def swarm_command(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     word = command_word(argv)
-    # before the parser: argparse's help formatter imports shutil, which imports bz2 and lzma
+    # before the parser (argparse's help formatter imports shutil, which imports bz2 and lzma) and the
+    # command's imports: the modules they only bind are registered unexecuted
     from ..lazyimport import defer_cli_modules, defer_daemon_modules
 
     if word == "daemon":

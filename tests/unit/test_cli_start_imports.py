@@ -22,7 +22,6 @@ HEAVY = (
     "p2porch.cli.docker_paths",
     "p2porch.cli.service_rows",
     "p2porch.cli.refusals",
-    "dataclasses",
     "_ssl",
     "_bz2",
     "_lzma",
