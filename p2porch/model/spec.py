@@ -131,9 +131,7 @@ class ServiceSpec:
     networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
     links: tuple[ServiceLink, ...] = ()  # names only its tasks resolve (Compose links; not a template field)
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
-    max_concurrent: int = (
-        0  # replicated-job: tasks at once (0: replicas; a create stores replicas: job_defaults)
-    )
+    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas; a create stores replicas)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
     sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
     init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
