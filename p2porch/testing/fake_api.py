@@ -46,7 +46,8 @@ def serve_unix_api(path: str, answer: Answer) -> list[tuple[str, str]]:
         status, value = answer(*seen[-1])
         payload = json.dumps(value).encode()
         connection.sendall(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s"
             % (status, http.HTTPStatus(status).phrase.encode(), len(payload), payload)
         )
 
