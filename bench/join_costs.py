@@ -37,15 +37,15 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
-ANSWER = json.dumps({"cluster_id": "c1", "role": "replica", "node_id": "n2"}).encode()
+from p2porch.testing.fake_api import serve_unix_api
+
+ANSWER = {"cluster_id": "c1", "role": "replica", "node_id": "n2"}
 
 
 def children_cpu() -> float:
@@ -53,39 +53,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def fake_daemon(path: str) -> None:
-    """Answers each request on ``path`` with a join's answer (one request per connection, as a CLI)."""
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(16)
-
-    def serve() -> None:
-        while True:
-            connection, _ = server.accept()
-            with connection:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += connection.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                lengths = [
-                    ln.split(b":")[1]
-                    for ln in head.split(b"\r\n")
-                    if ln.lower().startswith(b"content-length")
-                ]
-                while len(body) < int(lengths[0] if lengths else 0):
-                    body += connection.recv(65536)
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
-                    % len(ANSWER)
-                    + ANSWER
-                )
-
-    threading.Thread(target=serve, daemon=True).start()
-
-
 def cli_cost(tree: str, runs: int) -> dict[str, Any]:
     path = os.path.join(tempfile.mkdtemp(prefix="p2jc-", dir="/tmp"), "api.sock")
-    fake_daemon(path)
+    serve_unix_api(path, lambda method, target: (200, ANSWER))
     argv = [f"{tree}/.venv/bin/python", "-m", "p2porch", "-H", f"unix://{path}", "join", "10.0.0.1"]
     argv += ["--token", "P2PT-x"]
     first = subprocess.run(argv, cwd=tree, capture_output=True, text=True)

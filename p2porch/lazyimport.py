@@ -10,8 +10,9 @@ object, and is then looked up. So a later ``from unittest import TestCase`` anyw
 class (at the old cost, once). :func:`register_unexecuted_module` does the same for a plain module that
 its importer only binds (``import gzip``, ``from unittest import mock``) and uses later, if ever: the
 module runs on the first name asked of it. :data:`DAEMON_ABSENT_MODULES` are marked absent in a daemon
-(an ``import`` of them raises ImportError), where the standard library has a fallback for them. Owns
-nothing else; never patches a library.
+(an ``import`` of them raises ImportError), where the standard library has a fallback for them;
+:data:`CLI_UNEXECUTED_MODULES` are registered unexecuted for every other command line. Owns nothing
+else; never patches a library.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "CLI_UNEXECUTED_MODULES",
     "DAEMON_ABSENT_MODULES",
     "DAEMON_UNEXECUTED_MODULES",
+    "defer_cli_modules",
     "defer_daemon_modules",
     "register_unexecuted",
     "register_unexecuted_module",
@@ -61,6 +64,13 @@ DAEMON_UNEXECUTED_MODULES = (
     "priority",
     "logging.handlers",
 )
+
+#: Modules a command line's imports only bind, which a command talking to a local daemon never runs (issue 19,
+#: "The thirty-second round: the `p2porch join` CLI's start"): ``ssl`` (``http.client`` imports it for its
+#: HTTPS class; OpenSSL's initialisation ~8 ms of CPU; a ``tcp://`` host's httpx runs it on first use),
+#: ``shutil``'s archive formats (``bz2``, ``lzma``: argparse's help formatter imports ``shutil``), and
+#: ``email``'s date parsing and message ids (``calendar``, ``random``: ``http.client`` parses headers only).
+CLI_UNEXECUTED_MODULES = ("ssl", "bz2", "lzma", "calendar", "random")
 
 #: Modules a daemon runs without (issue 19, "The twenty-ninth round"): ``_hashlib``, OpenSSL's hashes,
 #: whose init fetches every digest OpenSSL has (~0.5 MB over what ``_ssl``, which the daemon needs, costs).
@@ -101,6 +111,12 @@ def defer_daemon_modules(
     if builtin_hashes_present():
         for name in absent:
             sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError on import
+    return [name for name in names if register_unexecuted_module(name)]
+
+
+def defer_cli_modules(names: Collection[str] = CLI_UNEXECUTED_MODULES) -> list[str]:
+    """Register ``names`` unexecuted before a command's imports (the CLI's entry point calls this first
+    for every command but ``daemon``); returns those registered."""
     return [name for name in names if register_unexecuted_module(name)]
 
 

@@ -18,11 +18,8 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
-from .docker_paths import event_path, info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
-from .goformat import add_view_format, view_lines
 from .localfiles import TOKEN_FILE_BYTES, read_flag_text
-from .service_rows import failing_text, job_progress_text
 from .util import (
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
@@ -34,6 +31,25 @@ from .util import (
     positive_seconds,
     wants_json,
 )
+from .view_format import add_view_format, view_lines
+
+# Only what init and join use is imported above (a `p2porch join` starts in ~50-70 ms of CPU, issue 19): the
+# template engine and the model come with a --format (view_format.py, the Docker paths below), the rows'
+# texts with `status`.
+
+
+def _info_path(view: Any, path: str) -> tuple[bool, Any]:
+    """Docker's ``info --format`` paths (docker_paths.py, loaded with the first one asked for)."""
+    from .docker_paths import info_path
+
+    return info_path(view, path)
+
+
+def _event_path(view: Any, path: str) -> tuple[bool, Any]:
+    """Docker's ``events --format`` paths (docker_paths.py, loaded with the first one asked for)."""
+    from .docker_paths import event_path
+
+    return event_path(view, path)
 
 
 def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -165,6 +181,8 @@ def status_view(client: Any) -> dict[str, Any]:
 
 
 def render_status(d: dict[str, Any]) -> str:
+    from .service_rows import failing_text, job_progress_text  # loads the template engine: status only
+
     node, daemon, cluster = d["node"], d["daemon"], d.get("cluster")
     lines = [
         f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
@@ -213,7 +231,7 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = client_for(args)
-    line = view_lines(args, info_path)  # `info --format '{{.Swarm.LocalNodeState}}'`, the --json view
+    line = view_lines(args, _info_path)  # `info --format '{{.Swarm.LocalNodeState}}'`, the --json view
     show = (lambda view: print(line(view))) if line else (lambda view: emit(args, view, render_status))
     if not args.watch:
         show(status_view(client))
@@ -503,7 +521,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until < since:
         raise UsageError(f"--until: {args.until!r} is before --since {args.since!r}", field="--until")
     times = {k: f"{v:.3f}" for k, v in (("since", since), ("until", until)) if v is not None}
-    line = view_lines(args, event_path)  # Docker's `events --format '{{json .}}'`, `'{{.Actor.ID}}'`
+    line = view_lines(args, _event_path)  # Docker's `events --format '{{json .}}'`, `'{{.Actor.ID}}'`
     for event in client_for(args).stream("/events", **times):
         if args.filters and not apply_filters([event], args.filters, EVENT_FILTERS):
             continue

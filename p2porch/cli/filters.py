@@ -9,6 +9,9 @@ Docker's rules: values of one key are alternatives (any may match), different ke
 ``role`` takes Swarm's ``manager``/``worker`` (voters, the leader among them / replicas) or p2porch's
 roles. Docker's ``ID`` is ``id``. An unknown key, a value a key cannot take (``role=bogus``, as Docker's
 ``Invalid role filter``) or a malformed filter is a usage error (exit 2) naming the flag.
+
+The fixed values are spelled here, not imported from the model (a unit test checks they are the model's):
+``events --filter`` is declared with ``join`` and ``init`` (one command module), which never load the model.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..model import Availability, NodeStatus
-from ..model.spec import MODES
 from .util import UsageError
 
 Match = Callable[[dict[str, Any], str], bool]
@@ -108,10 +109,10 @@ NETWORK_FILTERS: dict[str, Match] = {
 
 #: the values a key takes where they are a fixed set (Docker refuses any other: ``Invalid role filter``)
 FILTER_VALUES: dict[str, tuple[str, ...]] = {
-    "mode": MODES,
+    "mode": ("replicated", "global", "replicated-job", "global-job"),  # model.spec.MODES
     "role": ("manager", "worker", "leader", "voter", "replica", "none"),
-    "availability": tuple(Availability),
-    "status": tuple(NodeStatus),
+    "availability": ("active", "pause", "drain"),  # model.Availability
+    "status": ("joining", "ready", "down", "left"),  # model.NodeStatus
     "desired-state": ("running", "shutdown", "accepted"),
     "type": EVENT_TYPES,
 }

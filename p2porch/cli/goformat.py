@@ -177,14 +177,16 @@ def parse_error(template: str) -> str | None:
     return None
 
 
-def _parsed(template: str) -> Template:
+def parsed_template(template: str) -> Template:
+    """``template`` parsed with Docker's functions; a UsageError naming ``--format`` if it does not parse."""
     try:
         return parse(template, DOCKER_FUNCS)
     except ParseError as exc:
         raise UsageError(f"--format: template parsing error: {exc}", field="--format") from None
 
 
-def _execute(parsed: Template, data: Any, paths: Paths | None = None) -> str:
+def execute(parsed: Template, data: Any, paths: Paths | None = None) -> str:
+    """``parsed`` run over ``data`` (``paths`` first, see :func:`render`); a FormatError if it fails."""
     try:
         return parsed.execute(data, _reader(data, paths))
     except ExecError as exc:
@@ -196,7 +198,7 @@ def render(template: str, data: Any, paths: Paths | None = None) -> str:
     ``paths`` where it answers (printed as Go prints it); naming ``--format`` with Go's message, a
     UsageError for a template that does not parse (exit 2), a FormatError for one that cannot be
     executed (exit 1, as Docker's)."""
-    return _execute(_parsed(template), data, paths)
+    return execute(parsed_template(template), data, paths)
 
 
 def _inspect_template(text: str) -> str | None:
@@ -232,36 +234,6 @@ def emit_inspected(
         return
     _check_format_alone(args)
     print(render(template, data, paths))
-
-
-def add_view_format(p: argparse.ArgumentParser, short: bool = True) -> argparse.ArgumentParser:
-    """``--format TEMPLATE`` (and ``-f`` when ``short``; ``events``' ``-f`` is ``--filter``, as Docker's) of
-    a command printing one view per line: ``version``, ``info``, ``events``; a template that does not
-    parse is refused while the command line is parsed."""
-    flags = ("--format", "-f") if short else ("--format",)
-    p.add_argument(
-        *flags, type=_parsable, metavar="TEMPLATE", help="Go template over the JSON view ('json': one line)"
-    )
-    return p
-
-
-def _parsable(text: str) -> str:
-    error = parse_error(text)
-    if error:
-        raise argparse.ArgumentTypeError(f"template parsing error: {error}")
-    return text
-
-
-def view_lines(args: argparse.Namespace, paths: Paths | None = None) -> Callable[[Any], str] | None:
-    """How ``--format`` prints one view (``json``: ``{{json .}}``, one line, as Docker's); None without
-    it. Refused beside ``--json``."""
-    template = getattr(args, "format", None)
-    if template is None:
-        return None
-    if wants_json(args):
-        raise UsageError("--format: not with --json", field="--format")
-    parsed = _parsed("{{json .}}" if template.strip() == "json" else template)
-    return lambda data: _execute(parsed, data, paths)
 
 
 def _check_format_alone(args: argparse.Namespace) -> None:
@@ -453,8 +425,8 @@ def listing(
         row.json_keys = docker_json
         if labels is not None:
             row.go_methods = _label_method(labels[i] or {})
-    parsed = _parsed(template)
-    lines = [_execute(parsed, row) for row in data]
+    parsed = parsed_template(template)
+    lines = [execute(parsed, row) for row in data]
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)

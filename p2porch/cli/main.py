@@ -155,11 +155,14 @@ def swarm_command(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     word = command_word(argv)
-    if word == "daemon":
-        # before the parser: argparse's help formatter imports shutil, which imports bz2 and lzma
-        from ..lazyimport import defer_daemon_modules
+    # before the parser (argparse's help formatter imports shutil, which imports bz2 and lzma) and the
+    # command's imports: the modules they only bind are registered unexecuted
+    from ..lazyimport import defer_cli_modules, defer_daemon_modules
 
+    if word == "daemon":
         defer_daemon_modules()
+    else:  # a command line: what its imports only bind (ssl, ...) runs on first use, if ever
+        defer_cli_modules()
     if word is None and "swarm" in argv[:1]:  # Docker's `swarm` noun: no such command, say what to type
         return swarm_command(argv[1:])
     parser = build_parser(word)

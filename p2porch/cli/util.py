@@ -17,7 +17,6 @@ from typing import Any, TypeGuard
 
 from ..errors import NO_SUCH, NOTHING_IN_STACK, ConfigError, DaemonError, NotFoundError, P2POrchError
 from ..paths import DEFAULT_SOCKET
-from .refusals import add_refusals
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -151,6 +150,8 @@ ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
 def noun_actions(sub: Any, common: argparse.ArgumentParser, noun: str, help_text: str) -> ActionAdder:
     """Add the noun ``noun`` (``p2porch NOUN ACTION ...``) and return a function that adds one of its actions:
     ``action(name, help, fn)`` gives the action's parser, run by ``fn``."""
+    from .refusals import add_refusals  # the nouns' table (dataclasses): init and join never load it
+
     parser = sub.add_parser(noun, parents=[common], help=help_text)
     actions = parser.add_subparsers(dest=f"{noun}_command", metavar="ACTION", parser_class=Parser)
     actions.required = True

@@ -29,10 +29,11 @@ from ..membership.join_checks import (
 from ..model import DesiredState, Service, ServiceSpec, Task, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.health_rules import check_off_checks, off_check_kept
+from ..model.job_defaults import with_job_defaults
 from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.netrefs import host_network_defaults, on_host_network
-from ..model.spec import check_endpoint_ports, check_update_allowed
+from ..model.spec import check_endpoint_ports, check_mode_kept, check_update_allowed
 from ..model.update_sequence import (
     base_digest,
     decide,
@@ -147,7 +148,7 @@ class ServiceOps:
             return service, tasks[0].task_id
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = validate_spec(body, "endpoint_mode" in body)  # on the host network: dnsrr unless given
+        spec = with_job_defaults(validate_spec(body, "endpoint_mode" in body))  # dnsrr on host unless given
         spec = resolve_file_refs(self._state(), self.check_ports(spec))
         check_spec(spec)
         check_off_checks(spec)  # a health check off with settings (model/health_rules.py)
@@ -231,6 +232,8 @@ class ServiceOps:
             base = current  # only the autoscaler or a secret roll moved it: merged into that spec
         elif previous is not None and previous != previous_digest(service):
             base = ""  # the spec left its base and came back (a rollback since it was read): not written
+        if isinstance(changes.get("mode"), str):  # before the merged spec's checks: a job's max_concurrent
+            check_mode_kept(service.name, service.spec, changes["mode"])
         changes, skip = unused_removals(self._state(), service.spec.to_dict(), changes)
         spec = self._merged(service.spec, changes, follow, force, whole)
         check_spec(spec, service.spec)  # only what the update makes worse
@@ -269,11 +272,15 @@ class ServiceOps:
         return {**self.written_view(service.service_id, service.name), "changed": fields, "ignored": skip}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
-        """Set ``replicas``; at that count nothing is written (``already_at``) but a paused update resumed."""
+        """Set ``replicas``; at that count nothing is written (``already_at``) but a paused update resumed,
+        except for a job without a schedule: as Swarm's, its scale always runs a new execution."""
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
-        if type(replicas) is int and replicas == service.spec.replicas and not service.update_paused:
+        same = type(replicas) is int and replicas == service.spec.replicas
+        if same and service.spec.is_job and service.spec.schedule is None:  # as Swarm: it runs again
+            return await self.update(ref, {"replicas": replicas, "force": True})
+        if same and not service.update_paused:
             return {**self.view(service), "changed": [], "already_at": replicas}
         return await self.update(ref, {"replicas": replicas})
 

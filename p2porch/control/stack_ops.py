@@ -18,6 +18,7 @@ from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
 from ..model.health_rules import check_off_checks, off_check_kept
+from ..model.job_defaults import with_job_defaults
 from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
@@ -97,7 +98,7 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
         if not isinstance(spec_data, Mapping):
             raise ConfigError(f"{where}.spec: expected a service spec", field=f"{where}.spec")
         try:
-            spec = ServiceSpec.from_dict(spec_data).to_dict()
+            spec = with_job_defaults(ServiceSpec.from_dict(spec_data)).to_dict()  # as the create stores it
         except ConfigError as exc:
             raise ConfigError(f"services.{short}: {exc.message}", field=f"services.{short}") from None
         expected = service_name(stack, short, fieldname=f"services.{short}")

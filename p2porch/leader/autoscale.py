@@ -67,16 +67,22 @@ class ServiceUsage:
     """A service's usage as the members reported it: percent of the tasks' limits, averaged.
 
     ``cpu_percent``/``memory_percent`` are the mean over the reporting tasks and ``window_s``;
-    ``tasks_reporting`` counts tasks with a full window of samples, ``tasks_running`` the running ones."""
+    ``tasks_reporting`` counts tasks with a full window of samples, ``tasks_running`` the running ones;
+    ``cpu_base``/``memory_base`` say what each percent is of (``limit`` or ``reservation``)."""
 
     tasks_running: int
     tasks_reporting: int
     window_s: float
     cpu_percent: float | None = None
     memory_percent: float | None = None
+    cpu_base: str = "limit"
+    memory_base: str = "limit"
 
     def value(self, metric: str) -> float | None:
         return self.cpu_percent if metric == "cpu" else self.memory_percent
+
+    def base(self, metric: str) -> str:
+        return self.cpu_base if metric == "cpu" else self.memory_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,10 @@ def recommend(
         inputs[f"{metric}_target"] = target
         if value is None:
             return hold(f"no {metric} data: not scaling on missing data")
-        text = f"{metric} {_fmt(value)} % of limit over {_fmt(usage.window_s)} s, target {_fmt(target)} %"
+        text = (
+            f"{metric} {_fmt(value)} % of {usage.base(metric)} over {_fmt(usage.window_s)} s, "
+            f"target {_fmt(target)} %"
+        )
         ratio = value / target
         want = current if abs(ratio - 1.0) <= policy.tolerance else math.ceil(current * ratio - 1e-9)
         if want == current:

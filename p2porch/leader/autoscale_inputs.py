@@ -3,7 +3,8 @@
 - :func:`policy_of`: a service's ``autoscale`` section as an :class:`AutoscalePolicy` (None: not autoscaled);
 - :func:`service_usage`: the members' ``usage`` reports folded into one :class:`ServiceUsage` per service,
   as percent of each task's CPU/memory **limit**, or of its reservation when it has no limit (as the
-  Kubernetes HPA uses requests);
+  Kubernetes HPA uses requests); a task group's usage (all its containers) counts at most the sum of its
+  main container's and sidecars' limits (:func:`usage_caps`);
 - :func:`is_rolling`: whether a rolling update owns the service's task set;
 - :func:`last_scale_at` and :func:`scale_command`: the committed record of the last autoscale step
   (``Service.autoscale_last``, written in the same ``update_service`` as ``replicas``).
@@ -28,6 +29,7 @@ __all__ = [
     "policy_of",
     "scale_command",
     "service_usage",
+    "usage_caps",
 ]
 
 NANOS_PER_CPU = 1_000_000_000
@@ -52,6 +54,27 @@ def limits_of(spec: ServiceSpec) -> tuple[float | None, int | None]:
     cpu_nanos = spec.limit_cpu_nanos or spec.reserve_cpu_nanos
     memory = spec.limit_memory_bytes or spec.reserve_memory_bytes
     return (cpu_nanos / NANOS_PER_CPU if cpu_nanos else None), (memory or None)
+
+
+def _base(limit: int, reservation: int) -> str:
+    """What a percent is of, for the autoscale text (as :func:`limits_of` picks it)."""
+    return "reservation" if reservation and not limit else "limit"
+
+
+def usage_caps(spec: ServiceSpec) -> tuple[float | None, int | None]:
+    """(CPU cores, memory bytes) a task's measured usage counts at most: the sum of the main container's and
+    every sidecar's limit (the usage a member reports sums all of a task's containers); None (no cap) when
+    the main container or any sidecar has no limit for that metric. Init containers have finished by
+    the time a task runs and are not counted."""
+    members = (
+        (spec.limit_cpu_nanos, spec.limit_memory_bytes),
+        *((s.limit_cpu_nanos, s.limit_memory_bytes) for s in spec.sidecars),
+    )
+    cpus = [c for c, _ in members]
+    memories = [m for _, m in members]
+    cpu = sum(cpus) / NANOS_PER_CPU if all(cpus) else None
+    memory = sum(memories) if all(memories) else None
+    return cpu, memory
 
 
 def is_rolling(state: ClusterState, service_id: str, spec: ServiceSpec) -> bool:
@@ -91,23 +114,28 @@ def service_usage(
             if isinstance(row, Mapping) and row.get("task_id") == task.task_id and row.get("full"):
                 rows[task.task_id] = row
     cpu_limit, memory_limit = limits_of(spec)
+    cpu_cap, memory_cap = usage_caps(spec)
 
-    def mean_percent(key: str, limit: float | None, capped: bool) -> float | None:
-        """The mean percent of ``limit``; of a real limit (``capped``) each task's usage counts at most
-        the limit: a task cannot use more, and a window read a hair over it (CPU time accounted at the
-        window's edges: 100.02 %) made 1 replica at "100 %" of a 50 % target 3, not 2."""
+    def mean_percent(key: str, limit: float | None, cap: float | None) -> float | None:
+        """The mean percent of ``limit``; with a ``cap`` (every container of the task has a limit) each
+        task's usage counts at most the cap: a task cannot use more, and a window read a hair over it (CPU
+        time accounted at the window's edges: 100.02 %) made 1 replica at "100 %" of a 50 % target 3,
+        not 2. The cap is the group's limits' sum: a main container limited to 0.2 CPU beside a busy
+        sidecar reads above 100 % of the main limit, as its load needs more replicas (review r52g)."""
         values = [r.get(key) for r in rows.values()]
         if not limit or not values or any(not isinstance(v, int | float) for v in values):
             return None
-        used = [min(float(v), limit) if capped else float(v) for v in values if v is not None]
+        used = [min(float(v), cap) if cap else float(v) for v in values if v is not None]
         return 100.0 * sum(used) / len(values) / limit
 
     return ServiceUsage(
         tasks_running=len(running),
         tasks_reporting=len(rows),
         window_s=window_s,
-        cpu_percent=mean_percent("cpu_cores", cpu_limit, bool(spec.limit_cpu_nanos)),
-        memory_percent=mean_percent("memory_bytes", memory_limit, bool(spec.limit_memory_bytes)),
+        cpu_percent=mean_percent("cpu_cores", cpu_limit, cpu_cap),
+        memory_percent=mean_percent("memory_bytes", memory_limit, memory_cap),
+        cpu_base=_base(spec.limit_cpu_nanos, spec.reserve_cpu_nanos),
+        memory_base=_base(spec.limit_memory_bytes, spec.reserve_memory_bytes),
     )
 
 

@@ -1,12 +1,21 @@
 """What the leader writes on services after a round (pure): a failed rollout's pause or rollback, a
-completed rollout marked so, a finished `service rebalance` request cleared.
+completed rollout marked so, a finished `service rebalance` request cleared, and what it does with each
+write's outcome.
 
-Each write is an ``UpdateService`` conditional on the service version read; this module never writes
-(``leader/bookkeeping.py`` does) and never reads a clock.
+Each write is an ``UpdateService`` conditional on the service version read. :func:`round_writes` and
+:func:`cron_writes` are the whole decision as generators: they yield each :class:`Write`, are sent its
+:class:`Outcome` (:func:`outcome_of` names a refusal's) and return whether the round ends there. The real
+leader loop (``leader/bookkeeping.py``) and the cluster simulator (``testing/sim_leader.py``) drive the same
+generators. This module never writes and never reads a clock.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from ..errors import ConfigError, ConflictError, NotFoundError, ProposalTimeout
 from ..model import Rollout, Service
 from ..model.rollback_point import restores_template, rolled_back
 from ..raft.command_gate import Readers, spec_refusal
@@ -15,6 +24,117 @@ from ..raft.fsm_networks import network_refusal
 from ..raft.fsm_secrets import file_refusal
 from ..raft.state import ClusterState
 from ..scheduler import RolloutDone, UpdateFailed
+from .cron import CronDecision
+from .epoch import is_stale_epoch
+from .scheduling import Round
+
+#: the refusal fields that say the state moved under the write (the next round decides again)
+RACE_FIELDS = frozenset({"service_version", "expected_version", "service_id"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one bookkeeping write ended: ``committed``, ``lost`` (a race: decided again next round),
+    ``refused`` (``message`` says why) or ``deposed`` (this node no longer leads in the epoch)."""
+
+    kind: str
+    message: str = ""
+
+
+COMMITTED = Outcome("committed")
+DEPOSED = Outcome("deposed")
+
+
+def outcome_of(exc: ConfigError | ConflictError | NotFoundError | ProposalTimeout) -> Outcome:
+    """The outcome of a write that raised ``exc``: deposed (a newer leader's epoch), lost (no commit,
+    or the state moved under it: a field of :data:`RACE_FIELDS`), else refused."""
+    if isinstance(exc, ConflictError) and is_stale_epoch(exc):
+        return DEPOSED
+    if isinstance(exc, ProposalTimeout) or (exc.field in RACE_FIELDS and not isinstance(exc, ConfigError)):
+        return Outcome("lost", exc.message)
+    return Outcome("refused", exc.message)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One bookkeeping write: ``update`` on ``service`` (``what`` names it in logs), after logging
+    ``note`` (if any) at ``level``."""
+
+    service: Service
+    update: UpdateService
+    what: str
+    note: str = ""
+    level: int = logging.INFO
+
+
+#: the decision's generator: yields writes, is sent their outcomes, returns True when the round ends
+Writes = Generator[Write, Outcome, bool]
+
+
+def cron_writes(decisions: list[CronDecision]) -> Writes:
+    """Each cron tick (conditional on the service version read: a tick is handled once); True when one
+    committed or this node was deposed (the ticks' executions start next round)."""
+    wrote = False
+    for d in decisions:
+        note = f"cron job {d.service.name}: tick {d.tick:.0f} {d.action}"
+        if d.missed:
+            note += f" ({d.missed} tick(s) missed while no leader handled them)"
+        level = logging.WARNING if d.missed else logging.INFO
+        outcome = yield Write(d.service, d.command, f"cron tick ({d.action})", note, level)
+        if outcome is DEPOSED:
+            return True
+        wrote |= outcome is COMMITTED
+    return wrote
+
+
+def round_writes(state: ClusterState, plan: Round, now: float, readers: Readers | None = None) -> Writes:
+    """The round's update failure actions, else its completed rollouts, else its finished rebalances:
+    True when a write of the first of these kinds committed (the next round plans on the new specs) or
+    this node was deposed; False when nothing was committed, and the round goes on to its placements (a
+    refused or lost write stops no other service's)."""
+    failures = update_failure_updates(state, plan.update_failures, now, readers)
+    if (yield from failure_writes(failures, now)):
+        return True
+    done = [
+        Write(s, u, "rollout completion", f"rollout of {s.name}: {u.rollout.state if u.rollout else ''}")
+        for s, u in rollout_done_updates(state, plan.rollouts_done, now)
+    ]
+    if (yield from each(done)):
+        return True
+    balanced = rebalance_done_updates(state, plan.rebalanced, now)
+    clear = "clearing the rebalance request"
+    return (yield from each([Write(s, u, clear, f"rebalance of {s.name} done") for s, u in balanced]))
+
+
+def failure_writes(failures: list[tuple[Service, UpdateService, str]], now: float) -> Writes:
+    """Pause or roll back the services whose rollout failed; a rollback refused for a reason other than
+    a race is paused instead, the refusal in its reason (:func:`refused_rollback`). True as
+    :func:`round_writes`."""
+    wrote = False
+    for service, update, action in failures:
+        why = update.rollout.reason if update.rollout else ""
+        doing = "rolling back" if action == "rollback" else "paused"
+        note = f"update of {service.name} failed ({why}): {doing}"
+        outcome = yield Write(service, update, "update failure action", note, logging.WARNING)
+        if action == "rollback" and outcome.kind == "refused":
+            note = f"update of {service.name}: rollback refused, pausing it instead"
+            pause = refused_rollback(service, now, update, outcome.message)
+            outcome = yield Write(service, pause, "update failure action", note, logging.WARNING)
+        if outcome is DEPOSED:
+            return True
+        wrote |= outcome is COMMITTED
+    return wrote
+
+
+def each(writes: list[Write]) -> Writes:
+    """``writes`` in order; True when one committed or this node was deposed."""
+    wrote = False
+    for write in writes:
+        outcome = yield write
+        if outcome is DEPOSED:
+            return True
+        wrote |= outcome is COMMITTED
+    return wrote
 
 
 def update_failure_updates(

@@ -131,7 +131,7 @@ class ServiceSpec:
     networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
     links: tuple[ServiceLink, ...] = ()  # names only its tasks resolve (Compose links; not a template field)
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
-    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
+    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas; a create stores replicas)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
     sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
     init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
@@ -571,12 +571,13 @@ def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     return spec
 
 
-def check_mode_kept(name: str, current: ServiceSpec, spec: ServiceSpec) -> None:
+def check_mode_kept(name: str, current: ServiceSpec, spec: ServiceSpec | str) -> None:
     """Swarm's rule (controlapi ``errModeChangeNotAllowed``): a service keeps the mode it was created
     with (replicated, global, replicated-job, global-job); NotAllowedError naming ``mode`` otherwise."""
-    if spec.mode != current.mode:
+    mode = spec if isinstance(spec, str) else spec.mode  # the new spec, or the mode an update asks for
+    if mode != current.mode:
         raise NotAllowedError(
-            f"service mode change is not allowed: service {name} is {current.mode}, not {spec.mode} "
+            f"service mode change is not allowed: service {name} is {current.mode}, not {mode} "
             "(remove the service and create it again with the new mode)",
             field="mode",
         )

@@ -8,6 +8,7 @@ It never touches namespaces, links or processes that do not carry the sandbox's 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -26,7 +27,7 @@ from ..launch import daemon_argv
 from . import pacing
 from . import sites as site_net
 from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
-from .leftovers import stop_host_leftovers
+from .leftovers import SANDBOX_NAME, cgroup_host_indexes, stop_host_leftovers, unmount_under
 from .sites import SitePlan
 from .system import check_prerequisites, find_program, pid_alive, read_pid, run, stop_pid
 
@@ -44,7 +45,7 @@ DOWN_PARALLEL = 8  # hosts torn down at once
 #: P2PORCH_RAFT_RTT_MS in the caller's environment wins.
 CROWDED_HOSTS = pacing.CROWDED_HOSTS
 CROWDED_RTT_MS = pacing.CROWDED_RTT_MS
-NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")  # a sandbox name (prefixes links: 15 bytes)
+NAME_RE = re.compile(rf"^{SANDBOX_NAME}$")  # a sandbox name (prefixes links: 15 bytes)
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,8 @@ class Sandbox:
                 created.append(node)
             return created
         except BaseException:
-            self.down()
+            with contextlib.suppress(SandboxError):  # survivors are named by the next down; this error stands
+                self.down()
             raise
 
     def settle_timing(self, nodes: int) -> None:
@@ -314,12 +316,13 @@ class Sandbox:
         self._save_state(nodes)
 
     def down(self) -> list[str]:
-        """Remove every node, link, rule, process, mount and directory of this sandbox."""
-        indexes = sorted(set(self.existing_indexes()) | set(self._dirs_indexes()))
+        """Remove every node, link, rule, process, mount and directory of this sandbox; raises
+        SandboxError naming the pids and cgroup of processes that survived SIGKILL, once all else went."""
+        found = {*self.existing_indexes(), *self._dirs_indexes(), *cgroup_host_indexes(self.name)}
         # hosts are independent: several at a time (a 50-host sandbox took 3-5 minutes one by one,
         # most of it waiting for daemons and engines to exit)
         with ThreadPoolExecutor(max_workers=DOWN_PARALLEL) as pool:
-            removed = list(pool.map(self._remove_host, [self.node(index) for index in indexes]))
+            results = list(pool.map(self._remove_host, [self.node(i) for i in sorted(found)]))
         run([_ip(), "link", "del", self.bridge], check=False)
         self._forward_rule("-D")
         wanlink = read_pid(self.wanlink_pidfile)
@@ -328,17 +331,21 @@ class Sandbox:
         site_net.remove_sites(self.name)
         shutil.rmtree(self.run_root, ignore_errors=True)
         shutil.rmtree(self.data_root, ignore_errors=True)
-        return removed
+        stuck = [f"{node.cgroup_parent} (pids {' '.join(map(str, sorted(p)))})" for node, p in results if p]
+        if stuck:
+            raise SandboxError(f"processes survived SIGKILL in cgroup {', '.join(stuck)}; run down again")
+        return [node.name for node, _pids in results]
 
-    def _remove_host(self, node: SandboxNode) -> str:
+    def _remove_host(self, node: SandboxNode) -> tuple[SandboxNode, set[int]]:
+        """Remove one host; returns it with the pids under its cgroup parent that survived SIGKILL."""
         self._stop_daemon(node)
         stop_dockerd(node.dockerd)
-        stop_host_leftovers(node.netns, node.cgroup_parent)
-        _unmount_under(node.run_dir)
-        _unmount_under(node.data_dir)
+        survivors = stop_host_leftovers(node.netns, node.cgroup_parent)
+        unmount_under(node.run_dir)
+        unmount_under(node.data_dir)
         run([_ip(), "netns", "del", node.netns], check=False)
         run([_ip(), "link", "del", node.host_veth], check=False)
-        return node.name
+        return node, survivors
 
     def ls(self) -> list[NodeStatus]:
         out = []
@@ -554,18 +561,6 @@ def status_dicts(statuses: list[NodeStatus]) -> list[dict]:
 
 def _ip() -> str:
     return find_program("ip") or "ip"
-
-
-def _unmount_under(path: str) -> None:
-    """Lazily unmount every mount point below ``path`` (deepest first)."""
-    prefix = os.path.realpath(path).rstrip("/") + "/"
-    try:
-        with open("/proc/self/mountinfo") as handle:
-            points = [line.split()[4] for line in handle]
-    except FileNotFoundError:
-        return
-    for point in sorted((p for p in points if (p + "/").startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -7,7 +7,9 @@ functions: node statuses from gossip (``node_status_updates``), ready nodes its 
 marked down after the grace (``leader/unseen.py``'s ``UnseenNodes``) and the holds of daemons that
 announced a restart (``leader/restart_hold.py``'s ``RestartHolds``), the round (``IncrementalPlanner``, each
 of its rounds checked against a full ``plan_round`` on a copy of the orchestrator: a difference raises)
-and its follow-ups (``leader/followups.py``), and ``next_voter_change``.
+and its bookkeeping (``leader/followups.py``'s ``cron_writes`` and ``round_writes``, the generators the
+real loop's ``leader/bookkeeping.py`` drives: the same writes, the same outcomes, the same rounds ended),
+and ``next_voter_change``.
 It never reads a clock (pure; tests only).
 """
 
@@ -17,10 +19,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConflictError, ProposalTimeout
+from ..errors import ConfigError, ConflictError, NotFoundError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
 from ..leader.cron import plan_cron
-from ..leader.followups import rebalance_done_updates, rollout_done_updates, update_failure_updates
+from ..leader.followups import COMMITTED, Outcome, Writes, cron_writes, outcome_of, round_writes
 from ..leader.incremental import IncrementalPlanner
 from ..leader.restart_hold import RestartHolds, Sighting, sightings
 from ..leader.scheduling import node_status_updates, plan_round
@@ -102,32 +104,16 @@ class SimLeader:
         if sim.state.version != state.version:
             return  # plan on the new state next tick
         cron = plan_cron(state, sim.now)
-        if cron.decisions:
-            for d in cron.decisions:
-                _leader_write(sim, d.command.encode())
-                sim.note(f"cron {d.service.name}: tick t={sim.t + d.tick - sim.now:.1f} {d.action}")
-            return
+        if cron.decisions and _drive(sim, cron_writes(cron.decisions)):
+            return  # the ticks are committed: the next round starts their executions
         plan = self.plan(sim, state)
         self.wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
-        if plan.update_failures:
-            for service, change, action in update_failure_updates(state, plan.update_failures, sim.now):
-                _leader_write(sim, change.encode())
-                sim.note(f"update of {service.name} failed: {action}")
-            return
-        if plan.rollouts_done:
-            for service, change in rollout_done_updates(state, plan.rollouts_done, sim.now):
-                _leader_write(sim, change.encode())
-                sim.note(f"rollout of {service.name}: {change.rollout.state if change.rollout else ''}")
-            return
-        if plan.rebalanced:
-            for service, change in rebalance_done_updates(state, plan.rebalanced, sim.now):
-                _leader_write(sim, change.encode())
-                sim.note(f"rebalance of {service.name} done")
-            return
-        if not plan.empty and not _leader_write(
-            sim, C.PutTasks(at=sim.now, items=tuple(plan.items), expected_version=state.version).encode()
-        ):
-            self.wake_at = sim.now
+        if _drive(sim, round_writes(state, plan, sim.now)):
+            return  # the services changed: plan again on the new specs
+        if not plan.empty:
+            placed = C.PutTasks(at=sim.now, items=tuple(plan.items), expected_version=state.version)
+            if not _leader_write(sim, placed.encode()):
+                self.wake_at = sim.now
 
     def autopilot(self, sim: ClusterSim, leader: SimNode, view: dict[str, str]) -> None:
         """One autopilot check: the real decision, carried out on the simulated Raft group."""
@@ -157,6 +143,31 @@ class SimLeader:
             role = NodeRole.VOTER if change.kind == "promote" else NodeRole.REPLICA
             update = C.UpdateNode(at=sim.now, node_id=record.node_id, role=role, node_version=record.version)
             _leader_write(sim, update.encode())
+
+
+def _drive(sim: ClusterSim, writes: Writes) -> bool:
+    """Carry out a bookkeeping decision as ``Bookkeeping.drive`` does (each write noted, written, its
+    outcome sent back); whether the round ends there."""
+    try:
+        write = next(writes)
+        while True:
+            sim.note(write.note or f"{write.what} for {write.service.name}")
+            write = writes.send(_bookkeeping_write(sim, write.update.encode()))
+    except StopIteration as stop:
+        return bool(stop.value)
+
+
+def _bookkeeping_write(sim: ClusterSim, command: bytes) -> Outcome:
+    """A bookkeeping write and how it ended, as ``Bookkeeping.write`` says (the simulated leader's
+    writes are not fenced: never deposed)."""
+    try:
+        sim.write(command)
+    except (ConfigError, ConflictError, NotFoundError, ProposalTimeout) as exc:
+        outcome = outcome_of(exc)
+        if outcome.kind == "refused":
+            sim.note(f"refused: {outcome.message}")
+        return outcome
+    return COMMITTED
 
 
 def _leader_write(sim: ClusterSim, command: bytes) -> bool:

@@ -40,6 +40,7 @@ HOST = {**PLAIN, "networks": ["host"], "endpoint_mode": "dnsrr"}  # spec version
 NEWER = ((MEMSWAP, "container.memswap_limit"), (DRIVERLESS, "container.log_opts"))
 NEWER += ((PULL, "container.pull_policy"), (HOST, "networks: host"))
 PRIVILEGED = {**PLAIN, "container": {"privileged": True}}  # spec version 5
+STATUS_FRESH_AFTER_S = 0.2  # past status_refresh_s (0.05 s by default): a status then is computed anew
 VPN = {"name": "vpn", "image": "p2porch/busybox:latest", "privileged": True}
 NEWER += ((PRIVILEGED, "container.privileged"), ({**PLAIN, "sidecars": [VPN]}, "sidecars[0].privileged"))
 PROFILER = {"name": "spy", "image": "p2porch/busybox:latest", "cap_add": ["SYS_PTRACE"]}  # spec version 7
@@ -97,12 +98,15 @@ def applied_everywhere(cluster: LocalCluster, index: int, timeout_s: float = 15.
 def index_of_version(node: NodeProc, version: int, timeout_s: float = 15.0) -> int:
     """The log index that holds state ``version`` on ``node``: its commit index once its state is there. Not
     its ``last_applied``: pysyncobj hands an entry's result over (the write returns) *before* it counts the
-    entry there, so read at once it may still name the entry before (and the status is up to 50 ms old)."""
+    entry there, so read at once it may still name the entry before. Nor the commit index of the status that
+    first shows the version: a status reads the commit index before the state's version, unlocked, so it
+    may pair the version with a commit index from before its entry. A status read longer than
+    ``status_refresh_s`` after the version was seen is computed after it, so its commit index covers it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = node.call(op="status")["status"]
-        if status["state_version"] >= version:  # read after pysyncobj's status: its commit index covers it
-            return int(status["commit_index"])
+        if node.call(op="status")["status"]["state_version"] >= version:
+            time.sleep(STATUS_FRESH_AFTER_S)
+            return int(node.call(op="status")["status"]["commit_index"])
         time.sleep(0.02)
     raise AssertionError(f"{node.name} not at state version {version} within {timeout_s} s")
 

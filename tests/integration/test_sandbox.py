@@ -147,7 +147,8 @@ def test_down_leaves_nothing_behind():
 def test_down_after_its_dockerd_was_killed_leaves_no_process_of_its_containers():
     """kill -9 of a host's dockerd with running containers (a crash test, scripts/demo.sh), then `down`:
     no process of the host's namespace or of a container's (each has its own) is left. Before h52 the
-    containers' processes outlived their shims, parented to init: nothing removed the containers."""
+    containers' processes outlived their shims, parented to init: nothing removed the containers. One
+    container is paused (frozen: it acts on SIGKILL only once thawed); before h52fixh it survived `down`."""
     sb = Sandbox("p52k", subnet="10.95.49.0/24", start_daemons=False)
     try:
         (node,) = sb.up(1)
@@ -169,6 +170,7 @@ def test_down_after_its_dockerd_was_killed_leaves_no_process_of_its_containers()
         dockerd = read_pid(node.dockerd.pidfile)
         assert dockerd is not None
         assert {dockerd, *(c["State"]["Pid"] for c in inspected)} <= {pid for pid, _ in seen}, seen
+        docker(node.dockerd, "pause", ids[0])
         os.kill(dockerd, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while pid_alive(dockerd) and time.monotonic() < deadline:

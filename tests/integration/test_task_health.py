@@ -137,7 +137,7 @@ def test_unhealthy_task_is_replaced(cluster):
 # Fails its check at once; stops within a second of SIGTERM (the trap), so a stop takes no grace period.
 FAILING = ("--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1")
 TRAPPED = "trap 'exit 0' TERM; while true; do sleep 1; done"
-DELAY_S, WINDOW_S = 3.0, 45.0  # the window well past the back-off alone (3, 6, then 12 s); was 5 s and 60 s
+DELAY_S, WINDOW_S = 3.0, 50.0  # the window well past the back-off alone (3, 6, then 12 s); was 5 s and 60 s
 RESTART = ("--restart-delay", f"{DELAY_S:.0f}s", "--restart-window", f"{WINDOW_S:.0f}s")
 RESTART += ("--restart-max-attempts", "2")
 
@@ -146,9 +146,17 @@ def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
     """A task failing its health check counts as failed, as Swarm's restart supervisor counts it: it is
     stopped at once and its replacement starts only after ``--restart-delay`` from its end (3 s, then
     6 s: the back-off doubles with the slot's recent restarts), and with ``--restart-max-attempts 2
-    --restart-window 45s`` the third one's slot waits, every task desired ``shutdown``, until the first
+    --restart-window 50s`` the third one's slot waits, every task desired ``shutdown``, until the first
     restart leaves the window. Before, each was replaced in the round that saw it unhealthy. The task's
-    container carries ``--stop-grace-period`` as ``Config.StopTimeout`` (Docker's 10 s before)."""
+    container carries ``--stop-grace-period`` as ``Config.StopTimeout`` (Docker's 10 s before).
+
+    The slot is looked at 4 x the delay + 5 s after the third task ended: when the back-off alone would
+    have started a fourth (a broken window fails there, whatever the window's length). The third ends
+    about 6 s + two task lifetimes (a failed check and a stop: ~2-4 s each, longer on a loaded machine)
+    after the first restart, so that look is ~29 s after it; the window (50 s) must not have moved on by
+    then (asserted before the wait: the look is at least 5 s before the window's end). 45 s left ~9 s of
+    margin under load, 50 s leaves ~16 s: the two lifetimes together would have to take ~16 s more than
+    unloaded before the look could come too late; the fourth task is still awaited within 40 s of it."""
     sb, nodes = cluster
     by_name = {n.name: n for n in nodes}
     args = [*FAILING, *RESTART, "--stop-grace-period", "3s"]
@@ -194,7 +202,8 @@ def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
         third = wait_for(lambda: stopped_unhealthy(3), 60, "task 3 stopped")
         assert third["message"] == "unhealthy", third
         # two restarts within the window: the slot waits until the first one leaves it. Looked at once the
-        # back-off alone (4 x the delay after the third ended) would have started a fourth, with 5 s to spare
+        # back-off alone (4 x the delay after the third ended) would have started a fourth, 5 s later, and
+        # at least 5 s before the window moves on (see the docstring for the margin)
         look_at = third["state_at"] + 4 * DELAY_S + 5.0
         assert look_at < first_restart + WINDOW_S - 5.0, (look_at, first_restart)
         time.sleep(max(0.0, look_at - time.time()))

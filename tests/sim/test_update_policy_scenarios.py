@@ -74,3 +74,22 @@ def test_manual_rollback_uses_the_rollback_config_of_the_spec_it_leaves():
     assert rollout(sim)["state"] == "rollback_started" and rollout(sim)["policy"].parallelism == 4
     sim.wait_for(lambda: rollout(sim).get("state") == "rollback_completed", within_s=30, what="rollback done")
     assert len(sim.running("web")) == 4 and sim.service("web").spec.image == "app:1"
+
+
+def test_a_refused_rollback_pauses_the_service_and_the_rest_is_still_placed():
+    """The rollback point publishes a port another service was given since: the FSM refuses the
+    rollback (``--publish``), and the simulated leader does what the real loop does
+    (``leader/bookkeeping.py``): it pauses the failing service with the refusal in its reason and goes
+    on to the round's placements, instead of asking for the same rollback at every round."""
+    update = {"parallelism": 1, "monitor_s": 1.0, "failure_action": "rollback"}
+    sim = cluster(2, update=update, publish=["30000:80"])  # a chosen port in the dynamic range
+    sim.update_service("web", image="app:2", publish=["9081:80"])
+    sim.create_service("api", publish=["80"])  # assigned 30000: the port web would roll back to
+    assert sim.service("api").assigned_ports == (("tcp", 80, 30000),)
+    sim.wait_for(lambda: sim.service("web").update_paused, within_s=60, what="web paused")
+    reason = rollout(sim)["reason"]
+    assert reason.startswith("update failed: ") and "(not rolled back: " in reason, reason
+    assert "port '30000' (tcp) is already in use by service 'api'" in reason, reason
+    assert sim.service("web").spec.image == "app:2"  # not rolled back
+    sim.create_service("other", replicas=2)
+    sim.wait_for(lambda: len(sim.running("other")) == 2, within_s=30, what="an unrelated service placed")

@@ -244,3 +244,14 @@ def test_node_ls_self_is_a_bool_as_dockers(monkeypatch, capsys) -> None:
     assert capsys.readouterr().out.splitlines() == ["n1 *", "n2", "n4"]
     assert main(["node", "ls", "--format", "json"]) == 0
     assert [json.loads(line)["Self"] for line in capsys.readouterr().out.splitlines()] == [True, False, False]
+
+
+def test_the_fixed_filter_values_are_the_models() -> None:
+    # spelled in cli/filters.py so that declaring --filter loads no model (issue 19): kept equal here
+    from p2porch.cli.filters import FILTER_VALUES
+    from p2porch.model import Availability, NodeStatus
+    from p2porch.model.spec import MODES
+
+    assert FILTER_VALUES["mode"] == MODES
+    assert FILTER_VALUES["availability"] == tuple(Availability)
+    assert FILTER_VALUES["status"] == tuple(NodeStatus)

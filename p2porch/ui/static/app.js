@@ -212,6 +212,22 @@ function select(name) {
   }
 }
 
+const FINAL_STATES = new Set(["complete", "failed", "shutdown", "rejected", "orphaned"]);
+
+// A job's panel: the tasks of its current execution (done ones too) and any older one's still running (a
+// cron job under the `allow` policy keeps them); a service's: all it was given.
+function panelTasks(service, found) {
+  if (!service.job) return found;
+  return found.filter((t) => t.job_iteration === service.job.iteration
+    || (t.desired_state !== "shutdown" && !FINAL_STATES.has(t.state)));
+}
+
+// What the Replicas field starts from: a replicated job's total completions (its spec), not the tasks it
+// runs at once (0 before a cron job's first tick), so Scale without an edit keeps the total.
+function scaleValue(service) {
+  return service.mode === "replicated-job" ? service.spec.replicas : service.desired;
+}
+
 async function refreshDetail() {
   const name = ui.selected;
   const path = `/services/${encodeURIComponent(name)}`;
@@ -220,13 +236,13 @@ async function refreshDetail() {
   const [service, found] = await Promise.all(
     [api("GET", path), api("GET", `${path}/tasks?all=${job ? "true" : "false"}`)]);
   if (name !== ui.selected) return;
-  const tasks = service.job ? found.filter((t) => t.job_iteration === service.job.iteration) : found;
+  const tasks = panelTasks(service, found);
   $("detail-name").textContent = service.name;
   const replicas = service.job ? replicasText(service) : `${service.running}/${service.desired} running`;
   $("detail-summary").textContent =
     `${service.mode} · ${service.image} · ${replicas} · version ${service.version}`;
   // an emptied field the user is typing into is theirs: the refresh refills only one not focused
-  if (!$("scale-replicas").value && document.activeElement !== $("scale-replicas")) $("scale-replicas").value = service.desired;
+  if (!$("scale-replicas").value && document.activeElement !== $("scale-replicas")) $("scale-replicas").value = scaleValue(service);
   if (!$("image-ref").value && document.activeElement !== $("image-ref")) $("image-ref").value = service.image;
   $("pending").hidden = service.pending.length === 0;
   $("pending-list").replaceChildren(...service.pending.map(

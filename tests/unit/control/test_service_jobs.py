@@ -11,7 +11,7 @@ from p2porch.cli.service_rows import job_progress_text, service_row
 from p2porch.cli.service_spec_flags import spec_changes
 from p2porch.cli.service_spec_flags import validated_spec as _validated
 from p2porch.errors import ConfigError, NotAllowedError
-from p2porch.model import Task
+from p2porch.model import ServiceSpec, Task
 from p2porch.raft import commands as C
 
 
@@ -144,7 +144,8 @@ async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_t
     assert forced["job"]["iteration"] == 2
     assert forced["changed"] == ["execution"]  # written: the CLI must not say "nothing changed"
     changed = await ops.update("j", {"replicas": 3})
-    assert changed["job"]["iteration"] == 3 and changed["desired"] == 3
+    assert changed["job"]["iteration"] == 3 and changed["job"]["total"] == 3
+    assert changed["desired"] == 2  # at once: its replicas at create (r52g: max_concurrent stored)
     # any change of a plain job runs it again: the answer says so, as --force's (h52a: `service scale
     # batch=3` of a done job started execution 3 and the CLI said only "batch scaled to 3")
     assert changed["changed"] == ["replicas", "execution"]
@@ -296,3 +297,55 @@ def test_cli_scale_of_a_job_says_the_execution_it_started(monkeypatch, capsys):
     out = capsys.readouterr()
     assert out.out == "batch scaled to 3\nweb scaled to 2\n"
     assert out.err == "batch: execution 3 started\n"
+
+
+async def test_a_job_created_without_max_concurrent_keeps_its_count_at_once_when_scaled(ops, manager):
+    """r52g: ``max_concurrent`` 0 followed ``replicas``, so ``service scale batch=10`` of a job created with
+    ``--replicas 2`` ran 10 tasks at once; Swarm's scale changes the completions (docker/cli stores
+    MaxConcurrent = replicas at create). A create stores it; one given, another mode or a stored 0 keep
+    theirs."""
+    created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 2})
+    assert manager.state.services[created["id"]].spec.max_concurrent == 2
+    await ops.scale("j", 10)
+    spec = manager.state.services[created["id"]].spec
+    assert (spec.replicas, spec.job_concurrency) == (10, 2)
+    given = await ops.create(
+        {"name": "g", "image": "busybox", "mode": "replicated-job", "replicas": 4, "max_concurrent": 3}
+    )
+    assert manager.state.services[given["id"]].spec.max_concurrent == 3
+    for mode in ("replicated", "global-job"):
+        other = await ops.create({"name": mode, "image": "busybox", "mode": mode})
+        assert manager.state.services[other["id"]].spec.max_concurrent == 0
+    # a record stored before keeps following its replicas
+    old = ServiceSpec.from_dict({"name": "old", "image": "busybox", "mode": "replicated-job", "replicas": 2})
+    await manager.write(C.CreateService(at=0.0, service_id="o1", spec=old).encode())
+    await ops.scale("old", 5)
+    assert manager.state.services["o1"].spec.max_concurrent == 0
+    assert manager.state.services["o1"].spec.job_concurrency == 5
+
+
+async def test_a_scale_of_a_job_to_its_count_runs_it_again_as_swarm_a_cron_jobs_waits(ops, manager):
+    """r52g: Swarm's scale always bumps a job's JobIteration; ``service scale batch=2`` of a done job at 2
+    answered ``already_at`` and wrote nothing. A plain job's scale runs a new execution at any count; a
+    cron job's change waits for its tick, so at its count nothing is written."""
+    created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 2})
+    assert created["job"]["iteration"] == 1
+    again = await ops.scale("j", 2)
+    assert "already_at" not in again and again["job"]["iteration"] == 2
+    assert "execution" in again["changed"]
+    assert manager.state.services[created["id"]].spec.replicas == 2
+    await ops.create({"name": "c", "image": "busybox", "mode": "replicated-job", "schedule": "* * * * *"})
+    writes = manager.writes
+    waits = await ops.scale("c", 1)
+    assert waits["already_at"] == 1 and manager.writes == writes
+
+
+def test_a_stack_replicated_job_stores_its_replicas_as_max_concurrent():
+    """As docker/cli's stack deploy: a replicated-job without ``max_concurrent`` gets its replicas (the
+    daemon's reading of the stack's specs, so a redeploy compares with what the create stored)."""
+    from p2porch.control.stack_ops import parse_deploy_body
+
+    labels = {"p2porch.stack": "st", "p2porch.stack.service": "j"}
+    spec = {"name": "st-j", "image": "busybox", "mode": "replicated-job", "replicas": 3, "labels": labels}
+    definition, _ = parse_deploy_body("st", {"services": [{"short": "j", "spec": spec}]})
+    assert definition.services[0].spec["max_concurrent"] == 3

@@ -143,3 +143,46 @@ def test_usage_over_a_limit_counts_as_the_limit_so_100_percent_of_a_50_target_do
     reserved = spec(reserve_cpu_nanos=200_000_000)
     over = service_usage(state_with([task(1)], reserved), "s1", reserved, reports)
     assert over is not None and over.cpu_percent is not None and over.cpu_percent > 100.0
+
+
+def test_a_group_counts_up_to_its_members_limits_and_without_cap_when_one_has_none() -> None:
+    """r52g: a task group's usage is the sum of its containers; it was capped at the main container's
+    limit alone, so a main limited to 0.2 CPU beside a sidecar, 0.35 CPU in all, read 100 % (1 -> 2 at
+    a 50 % target) where its load needs 175 % (1 -> 4). The cap is the sum of the main's and every
+    sidecar's limits; a sidecar without a limit leaves the usage uncapped."""
+    from p2porch.leader.autoscale import recommend
+
+    side = {"name": "log", "image": "busybox", "limit_cpu_nanos": 200_000_000, "limit_memory_bytes": 100}
+    group = spec(limit_cpu_nanos=200_000_000, limit_memory_bytes=100, sidecars=[side])
+    row = {"task_id": "t1", "full": True, "cpu_cores": 0.35, "memory_bytes": 150}
+    reports = {"n1": {"window_s": 30, "tasks": [row]}}
+    usage = service_usage(state_with([task(1)], group), "s1", group, reports)
+    assert usage is not None and (usage.cpu_percent, usage.memory_percent) == (175.0, 150.0)
+    policy = policy_of(group)
+    assert policy is not None
+    decision = recommend(policy, 1, usage, (), 100.0, last_scale_at=0.0, observing_since=0.0)
+    assert decision.desired == 4, decision.reason
+    # over the group's limits, it counts as their sum
+    over = {"n1": {"window_s": 30, "tasks": [{**row, "cpu_cores": 0.41, "memory_bytes": 201}]}}
+    capped = service_usage(state_with([task(1)], group), "s1", group, over)
+    assert capped is not None and (capped.cpu_percent, capped.memory_percent) == (200.0, 200.0)
+    # a sidecar without a limit: nothing caps the task's usage
+    free = spec(limit_cpu_nanos=200_000_000, sidecars=[{"name": "log", "image": "busybox"}])
+    loose = service_usage(state_with([task(1)], free), "s1", free, over)
+    assert loose is not None and loose.cpu_percent is not None and loose.cpu_percent > 200.0
+    from p2porch.leader.autoscale_inputs import usage_caps
+
+    assert (usage_caps(group), usage_caps(free)) == ((0.4, 200), (None, None))
+
+
+def test_the_autoscale_text_names_the_reservation_when_the_percent_is_of_it() -> None:
+    """r52g: a task with a reservation and no limit said "cpu 250 % of limit"; it is of the reservation."""
+    from p2porch.leader.autoscale import recommend
+
+    reserved = spec(reserve_cpu_nanos=200_000_000, autoscale={"min": 1, "max": 5, "cpu_percent": 50})
+    reports = {"n1": {"window_s": 30, "tasks": [{"task_id": "t1", "full": True, "cpu_cores": 0.5}]}}
+    usage = service_usage(state_with([task(1)], reserved), "s1", reserved, reports)
+    policy = policy_of(reserved)
+    assert usage is not None and policy is not None
+    decision = recommend(policy, 1, usage, (), 100.0, last_scale_at=0.0, observing_since=0.0)
+    assert decision.reason == "cpu 250 % of reservation over 30 s, target 50 %", decision.reason

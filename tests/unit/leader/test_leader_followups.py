@@ -2,8 +2,19 @@
 
 from dataclasses import replace
 
-from p2porch.leader.followups import rebalance_done_updates, refused_rollback, update_failure_updates
-from p2porch.leader.scheduling import node_status_updates
+from p2porch.errors import ConflictError, ProposalTimeout
+from p2porch.leader.followups import (
+    COMMITTED,
+    DEPOSED,
+    Outcome,
+    Writes,
+    outcome_of,
+    rebalance_done_updates,
+    refused_rollback,
+    round_writes,
+    update_failure_updates,
+)
+from p2porch.leader.scheduling import Round, node_status_updates
 from p2porch.model import Node, NodeStatus, Service, ServiceSpec
 from p2porch.raft import command_gate
 from p2porch.raft import commands as C
@@ -123,6 +134,44 @@ def test_a_rollback_the_fsm_refuses_is_paused_naming_the_refusal() -> None:
         after.rollout.reason
         == "update failed: boom (not rolled back: --publish: port '30000' (tcp) is already in use)"
     )
+
+
+def drive(writes: Writes, outcomes: list[Outcome]) -> tuple[list[C.UpdateService], bool]:
+    """The writes a decision yields when sent ``outcomes`` in order, and what it returns."""
+    yielded: list[C.UpdateService] = []
+    try:
+        write = next(writes)
+        while True:
+            yielded.append(write.update)
+            write = writes.send(outcomes[len(yielded) - 1])
+    except StopIteration as stop:
+        return yielded, bool(stop.value)
+
+
+def test_the_round_decision_pauses_a_refused_rollback_and_ends_only_on_a_commit() -> None:
+    """The decision the real loop and the cluster simulator both drive: a refused rollback is followed
+    by the pause naming the refusal; the round ends only when a write committed (or the leader was
+    deposed), else it goes on to its placements."""
+    state = service_state(spec("app:2"), previous_spec=spec("app:1"), rebalance_requested=5.0)
+    plan = Round(update_failures=[UpdateFailed("s1", "t1", "rollback", "boom")], rebalanced=["s1"])
+    refused = Outcome("refused", "--publish: port '30000' (tcp) is already in use")
+    lost = Outcome("lost", "service_version")
+    (rollback, pause, clear), ends = drive(round_writes(state, plan, 3.0), [refused, lost, lost])
+    assert rollback.spec.image == "app:1" and pause.update_paused and pause.spec.image == "app:2"
+    assert pause.rollout is not None and pause.rollout.reason.endswith(
+        f"(not rolled back: {refused.message})"
+    )
+    assert clear.rebalance_requested == 0.0 and not ends  # nothing committed: the placements go on
+    assert drive(round_writes(state, plan, 3.0), [refused, COMMITTED]) == ([rollback, pause], True)
+    assert drive(round_writes(state, plan, 3.0), [DEPOSED]) == ([rollback], True)
+    assert drive(round_writes(state, Round(), 3.0), []) == ([], False)
+
+
+def test_a_write_error_is_a_race_a_deposition_or_a_refusal() -> None:
+    assert outcome_of(ProposalTimeout("no commit")).kind == "lost"
+    assert outcome_of(ConflictError("moved", field="service_version")).kind == "lost"
+    assert outcome_of(ConflictError("newer leader", field="leader_epoch")) is DEPOSED
+    assert outcome_of(ConflictError("in use", field="--publish")) == Outcome("refused", "in use")
 
 
 def test_finished_rebalances_drop_only_the_request() -> None:

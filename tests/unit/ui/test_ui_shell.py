@@ -127,3 +127,50 @@ def test_a_job_row_shows_its_execution_progress_and_its_panel_its_done_tasks():
     expected = [job_progress_text(v["job"]) if "job" in v else "2/3" for v in views]
     assert shown.splitlines() == expected
     assert expected[0] == "0/3 (3/3 completed)" and expected[2].endswith(", next 09:50:00 UTC)")
+
+
+def _run_functions(names: tuple[str, ...], program: str) -> list[str]:
+    """``program`` run under node after app.js's top-level ``names`` (constants and functions)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = load_assets()["app.js"][0].decode()
+    parts = []
+    for name in names:
+        found = re.search(rf"^(?:const {name} = .*?;|function {name}\(.*?^\}})$", script, flags=re.S | re.M)
+        assert found is not None, name
+        parts.append(found.group(0))
+    run = subprocess.run([node, "-e", "\n".join([*parts, program])], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
+def test_a_job_panel_scales_its_total_and_lists_an_older_executions_running_tasks():
+    """r52g: the Replicas field of a job's panel was filled with ``desired`` (the tasks at once: 0 before a
+    cron job's first tick), so Scale without an edit rewrote the total and started an execution; it shows
+    the spec's replicas. A cron job under ``allow`` keeps an older execution's tasks running: the panel
+    listed only the current execution's, it lists those too (not a done or stopped older one)."""
+    import json
+
+    job = {"mode": "replicated-job", "desired": 0, "spec": {"replicas": 5}, "job": {"iteration": 3}}
+    plain = {"mode": "replicated", "desired": 4, "spec": {"replicas": 4}, "job": None}
+    tasks = [
+        {"name": "c.1", "job_iteration": 3, "desired_state": "complete", "state": "complete"},
+        {"name": "c.2", "job_iteration": 2, "desired_state": "complete", "state": "running"},
+        {"name": "c.3", "job_iteration": 2, "desired_state": "complete", "state": "complete"},
+        {"name": "c.4", "job_iteration": 1, "desired_state": "shutdown", "state": "running"},
+        {"name": "c.5", "job_iteration": 2, "desired_state": "shutdown", "state": "shutdown"},
+    ]
+    program = (
+        f"const job = {json.dumps(job)}, plain = {json.dumps(plain)}, tasks = {json.dumps(tasks)};\n"
+        "console.log(scaleValue(job), scaleValue(plain));\n"
+        "console.log(panelTasks(job, tasks).map((t) => t.name).join(' '));\n"
+        "console.log(panelTasks(plain, tasks).length);"
+    )
+    shown = _run_functions(("FINAL_STATES", "panelTasks", "scaleValue"), program)
+    assert shown == ["5 4", "c.1 c.2", "5"]
