@@ -134,8 +134,9 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
     services_at(cluster, 2)  # `second` reads its own copy: it updates s-web only once it applied the create
     assert write_spec(second, "s-web", MEMSWAP)["error"] == "NotAllowedError"
     assert committed(write_spec(second, "s-web", {**PLAIN, "replicas": 2})) == 3
+    # a state dump holds the sparse form a Raft command carries (model/records.py)
     web = same_everywhere(services_at(cluster, 3))["s-web"]
-    assert web["spec"]["replicas"] == 2 and web["spec"]["container"] == {}
+    assert web["spec"]["replicas"] == 2 and web["spec"].get("container", {}) == {}
 
     # past the gate (the API of the release before this check): v2 applies it as an invalid service
     swapped = ServiceSpec.from_dict({**MEMSWAP, "name": "swap"})
