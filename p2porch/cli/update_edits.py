@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model.container import HealthSpec, parse_mount, parse_port
-from ..model.health_rules import settings_of_an_off_check
+from ..model.health_rules import settings_of_an_off_check, turns_the_check_off
 from ..model.placement import parse_constraint
 from .util import UsageError
 
@@ -100,7 +100,7 @@ def refuse_settings_of_an_off_check(
     settings = changes.get("health") or {}
     if vars(args).get("no_healthcheck") or not settings or "cmd" in settings:
         return
-    if (read()["spec"].get("health") or {}).get("cmd") != ["NONE"]:
+    if not turns_the_check_off(read()["spec"].get("health")):
         return
     if not settings_of_an_off_check(HealthSpec.from_dict({**settings, "cmd": ["NONE"]})):
         return  # the API's rule too (model/health_rules.py): only the defaults, the check as it is

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "check_service_networks",
     "create_network",
+    "missing_network",
     "network_refusal",
     "remove_network",
     "spec_network_names",
@@ -39,28 +40,32 @@ def users_of(state: ClusterState, name: str) -> list[str]:
     return sorted(s.name for s in state.services.values() if name in spec_network_names(s.spec))
 
 
-def check_service_networks(
-    state: ClusterState, spec: ServiceSpec, already: ServiceSpec | None = None
-) -> None:
-    """Refuse a service spec that names a network that does not exist (NotFoundError naming it); the
-    default and the host network always do. Networks the service was ``already`` on are not checked
-    again: an update of other fields always applies."""
+def missing_network(state: ClusterState, spec: ServiceSpec, already: ServiceSpec | None = None) -> str | None:
+    """The first network a service spec names that does not exist (None: all do); the default and the
+    host network always do. Networks the service was ``already`` on are not checked again: an update of
+    other fields always applies."""
     kept = set(spec_network_names(already)) if already is not None else set()
     for name in spec_network_names(spec):
         if name not in (DEFAULT_NETWORK, HOST_NETWORK, *kept) and state.network_by_name(name) is None:
-            raise NotFoundError(f"network {name!r} not found: create it first", field="networks")
+            return name
+    return None
+
+
+def check_service_networks(
+    state: ClusterState, spec: ServiceSpec, already: ServiceSpec | None = None
+) -> None:
+    """Refuse a service spec that names a network that does not exist (NotFoundError naming it; see
+    :func:`missing_network`)."""
+    name = missing_network(state, spec, already)
+    if name is not None:
+        raise NotFoundError(f"network {name!r} not found: create it first", field="networks")
 
 
 def network_refusal(state: ClusterState, spec: ServiceSpec, already: ServiceSpec) -> str | None:
     """Why :func:`check_service_networks` would refuse a rollback from ``already`` to ``spec`` (a network
     of the rollback point removed since), None when it would not: the leader pauses such a rollback."""
-    try:
-        check_service_networks(state, spec, already)
-    except NotFoundError as exc:
-        return "its previous spec's " + exc.message.replace(
-            " not found: create it first", " no longer exists"
-        )
-    return None
+    name = missing_network(state, spec, already)
+    return None if name is None else f"its previous spec's network {name!r} no longer exists"
 
 
 def create_network(s: ClusterState, c: CreateNetwork, v: int) -> Any:
