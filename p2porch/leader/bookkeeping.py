@@ -26,10 +26,8 @@ from .followups import (
     DEPOSED,
     RACE_FIELDS,
     Outcome,
-    Write,
     Writes,
     cron_writes,
-    each,
     outcome_of,
     round_writes,
 )
@@ -63,10 +61,6 @@ class Bookkeeping:
         this node was deposed; False when nothing committed, and the round goes on to its placements."""
         now = self.ctx.clock.now()
         return await self.drive(round_writes(state, plan, now, self.ctx.store.command_readers), epoch)
-
-    async def each(self, writes: list[tuple[Service, C.UpdateService]], what: str, epoch: int) -> bool:
-        """Write ``writes`` in order; True as :meth:`after_round`."""
-        return await self.drive(each([Write(service, update, what) for service, update in writes]), epoch)
 
     async def drive(self, writes: Writes, epoch: int) -> bool:
         """Carry out the decision ``writes``: each write it yields, logged, written and its outcome sent

@@ -110,6 +110,7 @@ async def test_a_deposed_leader_writes_no_more_of_its_rounds_bookkeeping() -> No
     """Review r52c: after a stale-epoch refusal the deposed leader went on proposing the rest of its
     round's decisions; now it stops at the refusal, and writes nothing once it sees it no longer leads."""
     from p2porch.leader.bookkeeping import Bookkeeping
+    from p2porch.leader.followups import Write, each
     from p2porch.model import ServiceSpec
 
     raft = MemoryRaft([ME, OTHER], leader=ME)
@@ -122,14 +123,15 @@ async def test_a_deposed_leader_writes_no_more_of_its_rounds_bookkeeping() -> No
         raft.submit(C.CreateService(at=1.0, service_id=sid, spec=ServiceSpec(name=sid, image="app")).encode())
     state = store.snapshot()
     writes = [
-        (svc, C.UpdateService.of(svc, at=2.0, rebalance_requested=0.0)) for svc in state.services.values()
+        Write(svc, C.UpdateService.of(svc, at=2.0, rebalance_requested=0.0), "clearing the rebalance request")
+        for svc in state.services.values()
     ]
     store.view = replace(store.status())  # it keeps believing it leads in that term
     raft.set_leader(OTHER)
     raft.submit(C.ClaimLeaderEpoch(at=0.0, epoch=raft.term).encode())  # the new leader claims its own
     logged = len(raft.log)
-    assert await Bookkeeping(ctx).each(writes, "clearing the rebalance request", epoch)  # the round ends
+    assert await Bookkeeping(ctx).drive(each(writes), epoch)  # the round ends
     assert len(raft.log) == logged + 1  # main: both proposed, both refused
     store.view = None  # it sees it no longer leads: nothing proposed
-    assert await Bookkeeping(ctx).each(writes, "clearing the rebalance request", epoch)
+    assert await Bookkeeping(ctx).drive(each(writes), epoch)
     assert len(raft.log) == logged + 1
